@@ -1,2 +1,32 @@
 namespace Upas.Smtpd;
-static class Program { static int Main(string[] a) { Console.WriteLine(Upas.Root.Dir); return 0; } }
+
+/// <summary>upas/smtpd: one SMTP session on stdin/stdout, as listen(8), inetd or systemd start it.</summary>
+static class Program
+{
+	static async Task<int> Main(string[] argv)
+	{
+		var opt = Options.Parse(argv);
+		if (opt is null) {
+			Console.Error.WriteLine(Options.Usage);
+			return 1;
+		}
+		var conn = NetConn.Open(opt.NetDir, out var err);
+		if (conn is null) {
+			Console.Error.WriteLine($"smtpd: can't get remote system's address: {err}");
+			return 1;
+		}
+		return await Serve(opt, conn);
+	}
+
+	/// <summary>Everything after the connection is known: config, -k, the session.</summary>
+	public static async Task<int> Serve(Options opt, NetConn conn)
+	{
+		var conf = Conf.Load(m => Syslog.Log("smtpd", m));
+		if (Policy.Killed(conn.Rsys, opt.Kill))
+			return 1; // -k: nothing sent, nothing logged
+		var policy = new Policy(conf, conn.Rsys, conn.Lsys, m => Syslog.Log("smtpd", m));
+		using var trace = opt.Debug ? Trace.Open(DateTime.Now, m => Syslog.Log("smtpd", m)) : Trace.Off;
+		var s = new Session(opt, conf, policy, conn, trace);
+		return await s.RunAsync();
+	}
+}

@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Upas.Smtpd;
+
+/// <summary>Where an accepted message goes: the mailer's stdin, or a dump file for blocked mail.</summary>
+interface IMessageSink
+{
+	Stream Input { get; }
+	/// <summary>Closes the input and waits: null on success, else the status text (Unix: the exit code).</summary>
+	Task<string?> FinishAsync();
+	/// <summary>Throws the message away: the mailer is killed, a dump file removed.</summary>
+	void Abort();
+	/// <summary>Complete lines the mailer wrote on stderr.</summary>
+	IReadOnlyList<string> Errors { get; }
+}
+
+/// <summary>The mailer process: argv (no shell), stdin the message, stderr collected, stdout thrown away.</summary>
+sealed class Mailer : IMessageSink
+{
+	const int MaxErrLines = 50;
+	const int MaxErrLine = 1024;
+	readonly Process p;
+	readonly Task<List<string>> err;
+	readonly Task drain;
+	List<string>? errors;
+
+	Mailer(Process p)
+	{
+		this.p = p;
+		err = ReadErrors(p.StandardError.BaseStream);
+		drain = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+	}
+
+	/// <summary>Starts the mailer; null when it cannot be run (the caller answers 450 busy).</summary>
+	public static Mailer? Start(string path, IEnumerable<string> args)
+	{
+		var psi = new ProcessStartInfo(path) {
+			UseShellExecute = false,
+			RedirectStandardInput = true,
+			RedirectStandardError = true,
+			RedirectStandardOutput = true, // never let the mailer write on the client's connection
+		};
+		foreach (var a in args)
+			psi.ArgumentList.Add(a);
+		try {
+			var p = Process.Start(psi);
+			return p is null ? null : new Mailer(p);
+		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {
+			return null;
+		}
+	}
+
+	public Stream Input => p.StandardInput.BaseStream;
+	public IReadOnlyList<string> Errors => errors ?? [];
+
+	/// <summary>First line of stdout (VRFY), after the process ends; null if there was none.</summary>
+	public static async Task<(bool started, string? line)> QueryAsync(string path, IEnumerable<string> args, TimeSpan limit)
+	{
+		var psi = new ProcessStartInfo(path) {
+			UseShellExecute = false,
+			RedirectStandardInput = true,
+			RedirectStandardError = true,
+			RedirectStandardOutput = true,
+		};
+		foreach (var a in args)
+			psi.ArgumentList.Add(a);
+		Process? p;
+		try {
+			p = Process.Start(psi);
+		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {
+			return (false, null);
+		}
+		if (p is null)
+			return (false, null);
+		using (p) {
+			p.StandardInput.Close();
+			var errTask = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
+			var outTask = p.StandardOutput.ReadToEndAsync();
+			using var cts = new CancellationTokenSource(limit);
+			try {
+				await p.WaitForExitAsync(cts.Token);
+			} catch (OperationCanceledException) {
+				Kill(p);
+				return (true, null);
+			}
+			var o = await outTask;
+			await errTask;
+			var first = o.Split('\n')[0].TrimEnd('\r');
+			return (true, first.Length == 0 ? null : first);
+		}
+	}
+
+	static async Task<List<string>> ReadErrors(Stream s)
+	{
+		var lines = new List<string>();
+		var cur = new MemoryStream();
+		var b = new byte[4096];
+		int n;
+		try {
+			while ((n = await s.ReadAsync(b)) > 0) {
+				for (var i = 0; i < n; i++) {
+					if (b[i] == '\n') {
+						if (lines.Count < MaxErrLines)
+							lines.Add(Encoding.UTF8.GetString(cur.GetBuffer(), 0, (int)cur.Length).TrimEnd('\r'));
+						cur.SetLength(0);
+					} else if (cur.Length < MaxErrLine)
+						cur.WriteByte(b[i]);
+				}
+			}
+		} catch (IOException) {
+		}
+		// a last line without LF is not echoed (Bell Labs)
+		return lines;
+	}
+
+	public async Task<string?> FinishAsync()
+	{
+		try {
+			p.StandardInput.Close();
+		} catch (IOException) {
+		}
+		errors = await err;
+		await drain.ConfigureAwait(false);
+		await p.WaitForExitAsync();
+		var code = p.ExitCode;
+		p.Dispose();
+		return code == 0 ? null : code >= 128 + 1 && code <= 128 + 64 ? $"signal: {code - 128}" : code.ToString(System.Globalization.CultureInfo.InvariantCulture);
+	}
+
+	public void Abort()
+	{
+		Kill(p);
+		try {
+			p.WaitForExit(5000);
+		} catch (InvalidOperationException) {
+		}
+	}
+
+	static void Kill(Process p)
+	{
+		try {
+			p.Kill(entireProcessTree: true);
+		} catch (InvalidOperationException) {
+		} catch (System.ComponentModel.Win32Exception) {
+		}
+	}
+}
+
+/// <summary>-s: blocked messages go to /mail/queue.dump/MonD/number instead of the mailer (or nowhere).</summary>
+sealed class DumpSink : IMessageSink
+{
+	readonly FileStream? f;
+	public string Path { get; }
+
+	DumpSink(FileStream? f, string path)
+	{
+		this.f = f;
+		Path = path;
+	}
+
+	/// <summary>A fresh file in today's dump directory, or a sink that discards (no -s, or it cannot be made).</summary>
+	public static DumpSink Create(bool save, string sender, DateTime now)
+	{
+		if (!save)
+			return new DumpSink(null, "/dev/null");
+		var dir = Root.Path9($"/mail/queue.dump/{PlanTime.Month(now.Month)}{now.Day}");
+		try {
+			if (!Directory.Exists(dir))
+				Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+					UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
+					UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+			return new DumpSink(null, "/dev/null");
+		}
+		uint h = 0;
+		foreach (var c in Encoding.UTF8.GetBytes(sender))
+			h = h * 257 + c;
+		for (var tries = 0; tries < 50; tries++) {
+			h += (uint)Random.Shared.Next();
+			var path = System.IO.Path.Join(dir, h.ToString(System.Globalization.CultureInfo.InvariantCulture));
+			try {
+				var fs = new FileStream(path, new FileStreamOptions {
+					Mode = FileMode.CreateNew, Access = FileAccess.Write,
+					UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead |
+						UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite,
+				});
+				return new DumpSink(fs, path);
+			} catch (IOException) {
+			} catch (UnauthorizedAccessException) {
+				break;
+			}
+		}
+		return new DumpSink(null, "/dev/null");
+	}
+
+	public Stream Input => (Stream?)f ?? Stream.Null;
+	public IReadOnlyList<string> Errors => [];
+
+	public async Task<string?> FinishAsync()
+	{
+		if (f is null)
+			return null;
+		try {
+			await f.FlushAsync();
+			f.Flush(flushToDisk: true);
+			await f.DisposeAsync();
+			return null;
+		} catch (IOException e) {
+			return e.Message;
+		}
+	}
+
+	public void Abort()
+	{
+		if (f is null)
+			return;
+		f.Dispose();
+		try {
+			File.Delete(Path);
+		} catch (IOException) {
+		}
+	}
+}

@@ -1,0 +1,262 @@
+using System.Text;
+
+namespace Upas.Smtpd;
+
+/// <summary>DATA: the policy checks before the 354, the message to the mailer, the reply after it.</summary>
+sealed partial class Session
+{
+	const int HeaderWindow = 16 * 1024;
+
+	async Task Data()
+	{
+		if (Rejected())
+			return;
+		if (sender is null) {
+			rc++;
+			Reply("503 2.5.2 Data without MAIL FROM:");
+			return;
+		}
+		if (rcpts.Count == 0) {
+			rc++;
+			Reply("503 2.5.2 Data without RCPT TO:");
+			return;
+		}
+		if (!policy.Trusted) {
+			var why = await Task.Run(() => policy.ValidateSender(sender, rcpts.Count, netroot));
+			if (why is not null) {
+				foreach (var r in rcpts)
+					Log($"[{him}/{rsys}] {sender} -> {r} sendercheck: {why}");
+				rc++;
+				Reply(why.StartsWith("rejected:", StringComparison.Ordinal) ? $"554 5.7.1 {why}" : $"450 4.7.0 {why}");
+				return;
+			}
+		}
+		if (filter is not (Verdict.Accept or Verdict.Trusted) && policy.NoSpamFiltering(rcpts))
+			filter = Verdict.Accept;
+		var dump = false;
+		switch (filter) {
+		case Verdict.Accept:
+		case Verdict.Trusted:
+			break;
+		case Verdict.Dialup:
+			LogEach("Dialup");
+			rc++;
+			hardreject = true;
+			Reply("554 5.7.1 We don't accept mail from dial-up ports.");
+			return;
+		case Verdict.Denied:
+			LogEach("Denied");
+			rc++;
+			Reply($"554-5.7.1 We don't accept mail from {sender}.");
+			Reply($"554 5.7.1 Contact postmaster@{dom} for more information.");
+			return;
+		case Verdict.Refused:
+			LogEach("Refused");
+			rc++;
+			Reply($"554 5.7.1 Sender domain must exist: {sender}");
+			return;
+		case Verdict.Blocked:
+		case Verdict.Delay:
+			LogEach("Blocked");
+			rc++;
+			dump = true;
+			break;
+		}
+		if (filter == Verdict.Accept && opt.Greylist && !await GreylistPasses())
+			return;
+
+		IMessageSink? sink = dump ? DumpSink.Create(SaveBlocked, sender, DateTime.Now) : Mailer.Start(opt.MailerPath, ["-r", .. rcpts]);
+		if (sink is null) {
+			Reply("450 4.3.2 We're busy right now, try later");
+			return;
+		}
+		if (sink is DumpSink d)
+			trace.Line($"saving in {d.Path}");
+		Reply("354 Input message; end with <CRLF>.<CRLF>");
+		trace.Line($"# sent 354; accepting DATA {PlanTime.Ctime(DateTime.Now)}");
+		var txSender = sender;
+		var txRcpts = rcpts.ToList();
+		var state = filter;
+		sender = null;
+		rcpts.Clear();
+		deadline = DateTime.Now.AddMinutes(145);
+		try {
+			await Transfer(sink, txSender, txRcpts, state);
+		} finally {
+			deadline = DateTime.Now.AddSeconds(conf.SessionTimeout);
+		}
+	}
+
+	void LogEach(string action)
+	{
+		// once per recipient, at most once per transaction
+		foreach (var r in rcpts.Distinct())
+			Log($"{action} {sender} {Who} ({r})");
+	}
+
+	/// <summary>Reads the message through the dot reader into the sink; answers after the sink has finished.</summary>
+	async Task Transfer(IMessageSink sink, string txSender, List<string> txRcpts, Verdict state)
+	{
+		var dots = new DotReader(conf.MaxMessage, DotReader.DefaultMaxLine);
+		var header = new MemoryStream();
+		var headerDone = false;
+		long written = 0;
+		string? pipeError = null;
+		var outbuf = new byte[DotReader.MaxOutput(64 * 1024)];
+		var timeout = TimeSpan.FromSeconds(conf.DataTimeout);
+
+		async Task Put(ReadOnlyMemory<byte> b)
+		{
+			if (pipeError is not null || b.Length == 0)
+				return;
+			try {
+				await sink.Input.WriteAsync(b);
+				written += b.Length;
+			} catch (Exception e) when (e is IOException or ObjectDisposedException) {
+				pipeError = "write error";
+			}
+		}
+
+		while (!dots.Done) {
+			if (io.Buffered == 0) {
+				var left = deadline - DateTime.Now;
+				var st = await io.FillAsync(left < timeout ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : timeout);
+				if (st != ReadStatus.Ok) {
+					sink.Abort();
+					var what = st == ReadStatus.Timeout ? "timeout" : "network eof";
+					Log(st == ReadStatus.Timeout ? $"note: {txSender}->{txRcpts[0]}: alarm" : $"++[{him}/{rsys}] {txSender} {opt.Mailer} error during pipemsg: {what}; returned 'signal: kill' ");
+					trace.Line("at end of message; didn't see .");
+					Reply("450 4.0.0 mail process terminated abnormally");
+					if (st == ReadStatus.Timeout)
+						Reply($"421 4.4.2 {dom} timeout, closing connection");
+					throw new Hangup(0);
+				}
+			}
+			var chunk = io.Data.Length > 64 * 1024 ? io.Data[..(64 * 1024)] : io.Data;
+			var used = dots.Feed(chunk, outbuf, out var n);
+			io.Consume(used);
+			if (n == 0)
+				continue;
+			if (!headerDone) {
+				header.Write(outbuf, 0, n);
+				if (!HeaderComplete(header))
+					continue;
+				headerDone = true;
+				await Put(MailerInput(header, txSender, txRcpts));
+			} else
+				await Put(outbuf.AsMemory(0, n));
+		}
+		if (!headerDone)
+			await Put(MailerInput(header, txSender, txRcpts));
+		trace.Line("at end of message; saw .");
+
+		if (dots.TooBig || dots.LineTooLong) {
+			sink.Abort();
+			Log($"++[{him}/{rsys}] {txSender} message refused: {(dots.TooBig ? $"over {conf.MaxMessage} bytes" : $"a line over {DotReader.DefaultMaxLine} bytes")}");
+			Reply(dots.TooBig
+				? "552 5.3.4 Message size exceeds fixed maximum message size"
+				: $"552 5.3.4 Message has a line longer than {DotReader.DefaultMaxLine} bytes");
+			return;
+		}
+		trace.Line("waiting for upas/send to exit");
+		var status = await sink.FinishAsync();
+		if (pipeError is not null)
+			status ??= "write error";
+		var errs = sink.Errors;
+		trace.Line($"# {Environment.ProcessId} upas/send status {status ?? "0"} at {PlanTime.Ctime(DateTime.Now)}");
+		foreach (var e in errs)
+			trace.Line($"# {Environment.ProcessId} error {e}");
+		if (status is null) {
+			switch (state) {
+			case Verdict.Blocked:
+				Reply("554 5.7.1 we believe this is spam.  we don't accept it.");
+				return;
+			case Verdict.Delay:
+				Reply("450 4.3.0 There will be a delay in delivery of this message.");
+				return;
+			}
+			Log($"[{him}/{rsys}] {txSender} sent {written} bytes to {string.Join(", ", txRcpts)}");
+			if (errs.Count > 0)
+				Log($"{opt.Mailer} returned good status, but said: {string.Join(" ", errs)}");
+			Reply("250 2.5.0 sent");
+			trace.Line($"# {Environment.ProcessId} sent 250 reply {PlanTime.Ctime(DateTime.Now)}");
+			return;
+		}
+		var first = errs.Count > 0 ? errs[0] : "";
+		if (first.Length > 127)
+			first = first[..127];
+		var refused = errs.Any(e => e.Contains("mail refused", StringComparison.Ordinal));
+		var code = refused ? "554" : "450";
+		var ecode = refused ? "5.0.0" : "4.0.0";
+		if (refused)
+			Log($"++[{him}/{rsys}] {txSender} {opt.Mailer} refused: {first}");
+		else
+			Log($"++[{him}/{rsys}] {txSender} {opt.Mailer} {(pipeError is not null ? $"error during pipemsg: {pipeError}; " : "")}returned '{status}' {first}");
+		foreach (var e in errs)
+			Reply($"{code}-{ecode} {e}");
+		Reply($"{code} {ecode} mail process terminated abnormally");
+	}
+
+	/// <summary>The header window is complete at the blank line, at 16 KB (on a line boundary), or at the end.</summary>
+	static bool HeaderComplete(MemoryStream h)
+	{
+		var b = h.GetBuffer().AsSpan(0, (int)h.Length);
+		if (b.Length == 0)
+			return false;
+		if (b[0] == '\n' || b.IndexOf("\n\n"u8) >= 0)
+			return true;
+		return b.Length >= HeaderWindow && b[^1] == '\n';
+	}
+
+	/// <summary>
+	/// What the mailer reads (smtpd.md §13.3): the From_ line, Received:, X-warnings, From:/To: when missing,
+	/// the header with domainless addresses qualified by the client's name, then the rest verbatim.
+	/// </summary>
+	byte[] MailerInput(MemoryStream window, string txSender, List<string> txRcpts)
+	{
+		var now = PlanTime.Ctime(DateTime.Now);
+		var text = Encoding.Latin1.GetString(window.GetBuffer(), 0, (int)window.Length);
+		var h = Rfc822.Parse(text, a => a.Contains('@') ? a : a + "@" + him);
+		var sb = new StringBuilder();
+		sb.Append($"From {txSender} {now} remote from \n");
+		sb.Append($"Received: from {him} ([{rsys}]) by {me}; {now}\n");
+		if (NoRelay && !policy.Trusted)
+			foreach (var w in XWarnings(h, txSender))
+				sb.Append($"X-warning: {w}\n");
+		if (!h.HasOriginator)
+			sb.Append($"From: {txSender}\n");
+		if (!h.HasDestination)
+			sb.Append($"To: {string.Join(", ", txRcpts)}\n");
+		foreach (var f in h.Fields)
+			sb.Append(f.Text).Append('\n');
+		sb.Append(text, h.Consumed, text.Length - h.Consumed);
+		return Encoding.Latin1.GetBytes(sb.ToString());
+	}
+
+	/// <summary>Tags mail from untrusted clients that claims to come from one of our domains.</summary>
+	IEnumerable<string> XWarnings(ParsedHeader h, string txSender)
+	{
+		if (txSender != "/dev/null" && policy.IsOurDomain(txSender.Split('!')[0]))
+			yield return "suspect envelope domain";
+		foreach (var f in h.Fields) {
+			if (!f.Name.Equals("Sender", StringComparison.OrdinalIgnoreCase) || f.FirstAddress is null)
+				continue;
+			if (!IsOurs(f.FirstAddress))
+				yield break; // a mailing list: stop tagging
+			yield return "suspect Sender: domain";
+		}
+		foreach (var f in h.Fields) {
+			if (f.Name.Equals("From", StringComparison.OrdinalIgnoreCase) && f.FirstAddress is { } a && IsOurs(a))
+				yield return "suspect From: domain";
+		}
+	}
+
+	bool IsOurs(string addr)
+	{
+		if (addr.Contains('!'))
+			return policy.IsOurDomain(addr[..addr.IndexOf('!')]);
+		if (addr.Contains('@'))
+			return policy.IsOurDomain(addr[(addr.LastIndexOf('@') + 1)..]);
+		return policy.IsOurDomain(him);
+	}
+}

@@ -1,0 +1,148 @@
+using System.Text;
+
+namespace Upas.Smtpd;
+
+enum ReadStatus { Ok, TooLong, Eof, Timeout }
+
+/// <summary>
+/// The connection's byte streams with one input buffer: command lines, raw data for DATA, replies.
+/// Output is buffered and flushed only before a read would wait, so pipelined commands get their
+/// replies in one write (RFC 2920).
+/// </summary>
+sealed class SmtpIO(Stream input, Stream output)
+{
+	public const int MaxCommandLine = 4096;
+	Stream inp = input, outp = output;
+	readonly byte[] buf = new byte[64 * 1024];
+	int start, end;
+	Task<int>? pending;
+	bool eof;
+	readonly MemoryStream outbuf = new();
+
+	/// <summary>Called with every byte received (for -d).</summary>
+	public Action<ReadOnlyMemory<byte>>? OnInput { get; set; }
+	/// <summary>Called with every reply line sent, without CR LF (for -d).</summary>
+	public Action<string>? OnReply { get; set; }
+	/// <summary>Suppresses OnInput while secrets are read (AUTH).</summary>
+	public bool Quiet { get; set; }
+
+	public int Buffered => end - start;
+	public ReadOnlySpan<byte> Data => buf.AsSpan(start, end - start);
+	public void Consume(int n) => start += n;
+
+	public void Reply(string line)
+	{
+		OnReply?.Invoke(line);
+		var b = Encoding.Latin1.GetBytes(line + "\r\n");
+		outbuf.Write(b);
+	}
+
+	public async Task FlushAsync()
+	{
+		if (outbuf.Length == 0)
+			return;
+		try {
+			await outp.WriteAsync(outbuf.GetBuffer().AsMemory(0, (int)outbuf.Length));
+			await outp.FlushAsync();
+		} catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException) {
+			// the client is gone; the next read sees end of input
+		}
+		outbuf.SetLength(0);
+	}
+
+	/// <summary>Starts a read without waiting for it (the early-talker check looks at it later).</summary>
+	public Task<int> StartRead()
+	{
+		if (pending is not null)
+			return pending;
+		if (eof)
+			return Task.FromResult(0);
+		if (start == end)
+			start = end = 0;
+		else if (end == buf.Length) {
+			Buffer.BlockCopy(buf, start, buf, 0, end - start);
+			end -= start;
+			start = 0;
+		}
+		pending = ReadSome(end);
+		return pending;
+	}
+
+	async Task<int> ReadSome(int at)
+	{
+		try {
+			return await inp.ReadAsync(buf.AsMemory(at, buf.Length - at));
+		} catch (IOException) {
+			return 0;
+		} catch (ObjectDisposedException) {
+			return 0;
+		} catch (System.Security.Authentication.AuthenticationException) {
+			return 0;
+		}
+	}
+
+	/// <summary>Reads more input into the buffer; false on end of input or timeout.</summary>
+	public async Task<ReadStatus> FillAsync(TimeSpan timeout)
+	{
+		await FlushAsync();
+		var t = StartRead();
+		if (!t.IsCompleted) {
+			var done = await Task.WhenAny(t, Task.Delay(timeout));
+			if (done != t)
+				return ReadStatus.Timeout;
+		}
+		pending = null;
+		var n = await t;
+		if (n <= 0) {
+			eof = true;
+			return ReadStatus.Eof;
+		}
+		if (!Quiet)
+			OnInput?.Invoke(buf.AsMemory(end, n));
+		end += n;
+		return ReadStatus.Ok;
+	}
+
+	/// <summary>
+	/// One command line, without its line end (LF or CR LF; a bare LF still ends a command, decisions #2).
+	/// A line over MaxCommandLine bytes is read to its end and reported as TooLong.
+	/// </summary>
+	public async Task<(ReadStatus, string)> ReadLineAsync(TimeSpan timeout)
+	{
+		var toolong = false;
+		while (true) {
+			var span = buf.AsSpan(start, end - start);
+			var lf = span.IndexOf((byte)'\n');
+			if (lf >= 0) {
+				var line = span[..lf];
+				start += lf + 1;
+				if (toolong || line.Length > MaxCommandLine)
+					return (ReadStatus.TooLong, "");
+				if (line.Length > 0 && line[^1] == '\r')
+					line = line[..^1];
+				return (ReadStatus.Ok, Encoding.Latin1.GetString(line));
+			}
+			if (span.Length > MaxCommandLine) {
+				toolong = true; // keep memory bounded: drop what we have, find the end
+				start = end = 0;
+			}
+			var st = await FillAsync(timeout);
+			if (st != ReadStatus.Ok)
+				return (st, "");
+		}
+	}
+
+	/// <summary>Discards what the client sent ahead (after STARTTLS: CVE-2011-0411).</summary>
+	public void DiscardBuffered() => start = end = 0;
+
+	/// <summary>Swaps in new streams (TLS) once the handshake is done.</summary>
+	public void Replace(Stream s)
+	{
+		inp = outp = s;
+		DiscardBuffered();
+		pending = null;
+	}
+
+	public Stream Input => inp;
+	public Stream Output => outp;
+}

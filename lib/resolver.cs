@@ -1,0 +1,48 @@
+using System.Net;
+using DnsClient;
+
+namespace Upas;
+
+/// <summary>
+/// The DNS client of smtp and smtpd. The servers come from the caller (smtpd.conf dnsserver), else the
+/// environment variable $dnsserver (ADDR[!PORT], several separated by spaces or commas), else /etc/resolv.conf.
+/// </summary>
+public static class Resolver
+{
+	public static LookupClient Client(IReadOnlyList<string>? servers = null)
+	{
+		var list = servers is { Count: > 0 } ? servers : FromEnv();
+		var eps = list.Select(Endpoint).OfType<IPEndPoint>().ToArray();
+		var opts = eps.Length > 0 ? new LookupClientOptions(eps) : new LookupClientOptions();
+		opts.UseCache = false;
+		opts.Timeout = TimeSpan.FromSeconds(5);
+		opts.Retries = 1;
+		opts.ThrowDnsErrors = false;
+		opts.ContinueOnDnsError = false;
+		opts.UseTcpFallback = true;
+		return new LookupClient(opts);
+	}
+
+	static string[] FromEnv() =>
+		(Environment.GetEnvironmentVariable("dnsserver") ?? "").Split([' ', ',', '\t'], StringSplitOptions.RemoveEmptyEntries);
+
+	/// <summary>"127.0.0.1!5353", "::1", "[::1]!53" or "127.0.0.1:5353".</summary>
+	public static IPEndPoint? Endpoint(string s)
+	{
+		var port = 53;
+		var host = s;
+		var bang = s.LastIndexOf('!');
+		if (bang >= 0) {
+			host = s[..bang];
+			if (!int.TryParse(s.AsSpan(bang + 1), out port))
+				return null;
+		} else if (s.Count(c => c == ':') == 1) {
+			var colon = s.IndexOf(':');
+			host = s[..colon];
+			if (!int.TryParse(s.AsSpan(colon + 1), out port))
+				return null;
+		}
+		host = host.Trim('[', ']');
+		return IPAddress.TryParse(host, out var a) && port is > 0 and < 65536 ? new IPEndPoint(a, port) : null;
+	}
+}
