@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.Win32.SafeHandles;
 
 namespace Upas.Smtpd;
 
@@ -21,7 +20,7 @@ sealed class NetConn
 	public static NetConn? Open(string? netdir, out string? err)
 	{
 		err = null;
-		var stdio = new DuplexStream(Fd(0, FileAccess.Read), Fd(1, FileAccess.Write));
+		var stdio = new DuplexStream(Console.OpenStandardInput(), Console.OpenStandardOutput());
 		if (netdir is not null && !netdir.StartsWith("/dev/fd/", StringComparison.Ordinal)) {
 			return new NetConn {
 				Stream = stdio,
@@ -59,8 +58,6 @@ sealed class NetConn
 	}
 
 	static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
-
-	static Stream Fd(int fd, FileAccess access) => new FileStream(new SafeFileHandle(fd, ownsHandle: false), access, 1, false);
 
 	/// <summary>IPv4 in dotted form, IPv4-mapped IPv6 unmapped, IPv6 in its normal text form.</summary>
 	public static string Text(IPAddress a) => (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).ToString();
