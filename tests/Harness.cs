@@ -74,9 +74,10 @@ sealed class Tree : IDisposable
 		File.WriteAllText(Mailer, """
 			#!/bin/sh
 			d=$(dirname "$0")/cap
-			n=$(ls "$d" | grep -c 'args$'); n=$((n+1))
-			printf '%s\n' "$@" > "$d/$n.args"
+			n=$(ls "$d" | grep -c 'args'); n=$((n+1))
+			printf '%s\n' "$@" > "$d/$n.args.tmp"
 			cat > "$d/$n.msg"
+			mv "$d/$n.args.tmp" "$d/$n.args"
 			[ -n "$MAILER_STDOUT" ] && printf '%s\n' "$MAILER_STDOUT"
 			[ -n "$MAILER_STDERR" ] && printf '%s\n' "$MAILER_STDERR" >&2
 			exit ${MAILER_EXIT:-0}

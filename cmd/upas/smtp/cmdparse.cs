@@ -27,7 +27,8 @@ static class CmdParser
 		try {
 			return p.Command();
 		} catch (BadLine e) {
-			return new Cmd(Verb.Noop) { Error = e.Kind, BadParam = e.Param };
+			// the verb tells which reply a bad parameter gets; nothing else of the line is used
+			return new Cmd(p.Verb) { Error = e.Kind, BadParam = e.Param };
 		}
 	}
 
@@ -43,6 +44,7 @@ static class CmdParser
 	sealed class Cursor(string s)
 	{
 		int i;
+		public Verb Verb { get; private set; } = Verb.Noop;
 
 		char Peek => i < s.Length ? s[i] : '\0';
 		bool AtEnd => i >= s.Length;
@@ -62,6 +64,11 @@ static class CmdParser
 			while (IsLetter(Peek))
 				i++;
 			var kw = s[start..i].ToUpperInvariant();
+			Verb = kw switch {
+				"MAIL" or "SEND" or "SOML" or "SAML" => Verb.Mail,
+				"RCPT" => Verb.Rcpt,
+				_ => Verb.Noop,
+			};
 			switch (kw) {
 			case "HELO":
 			case "EHLO": {
