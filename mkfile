@@ -1,0 +1,54 @@
+# mkfile for upas-smtp: Plan 9's mk, as Debian's 9base package installs it.
+#
+#	mk			build: dotnet publish -c Release, into bin/upas/
+#	mk install ROOT=dir	build, then install into the Plan 9 tree dir (default $PLAN9)
+#	mk test			run all tests (bash tests/run)
+#	mk clean		remove bin/ and obj/
+#
+# Debian's 9base puts mk in /usr/lib/plan9/bin, which is not on PATH: run it as
+# /usr/lib/plan9/bin/mk, or add /usr/lib/plan9/bin to the end of PATH and run mk.
+# Recipes are run by /bin/sh (9base mk's default shell; MKSHELL says so explicitly), with the
+# system's own tools first on PATH, so that 9base's cp-less, flag-different mkdir, test, sed
+# and so on never stand in for coreutils.
+
+MKSHELL=/bin/sh
+PATH=/usr/local/bin:/usr/bin:/bin:$PATH
+ROOT=$PLAN9
+
+all:V:
+	dotnet publish -c Release
+
+# the programs (every executable in bin/upas/, and libMonoPosixHelper.so beside them) replace
+# the installed ones (a new file renamed over the old, so running copies are not disturbed);
+# the state directories and files are only created when missing (sys/lib/upas/mktree).
+install:V: all
+	if [ -z "$ROOT" ]; then
+		echo 'mk install: set ROOT=/your/plan9/tree (or $PLAN9)' >&2
+		exit 1
+	fi
+	mkdir -p "$ROOT/bin/upas"
+	n=0
+	for f in bin/upas/*; do
+		[ -f "$f" ] || continue
+		case $f in
+		*.so) ;;
+		*) [ -x "$f" ] || continue ;;
+		esac
+		t="$ROOT/bin/upas/$(basename "$f")"
+		cp "$f" "$t.new"
+		chmod 0755 "$t.new"
+		mv -f "$t.new" "$t"
+		echo "installed $t"
+		n=$((n + 1))
+	done
+	if [ $n -eq 0 ]; then
+		echo 'mk install: nothing in bin/upas/ to install' >&2
+		exit 1
+	fi
+	bash sys/lib/upas/mktree "$ROOT"
+
+test:V:
+	bash tests/run
+
+clean:V:
+	rm -rf bin obj TestResults
