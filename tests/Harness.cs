@@ -335,7 +335,7 @@ sealed class SocketServer : IDisposable
 		var listen = addr.AddressFamily == AddressFamily.InterNetworkV6 ? $"TCP6-LISTEN:{port},bind=[{bind}]" : $"TCP-LISTEN:{port},bind={bind}";
 		var psi = new ProcessStartInfo("socat") { UseShellExecute = false, RedirectStandardError = true };
 		psi.ArgumentList.Add($"{listen},reuseaddr,fork");
-		psi.ArgumentList.Add($"EXEC:{Repo.Bin("smtpd")} -m {tree.Mailer} {args},nofork");
+		psi.ArgumentList.Add($"EXEC:{$"{Repo.Bin("smtpd")} -m {tree.Mailer} {args}".TrimEnd()},nofork");
 		psi.Environment["PLAN9"] = tree.Dir;
 		socat = Process.Start(psi)!;
 		for (var i = 0; i < 200; i++) {
