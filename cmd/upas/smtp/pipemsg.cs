@@ -134,6 +134,8 @@ sealed partial class Session
 			}
 			var chunk = io.Data.Length > 64 * 1024 ? io.Data[..(64 * 1024)] : io.Data;
 			var used = dots.Feed(chunk, outbuf, out var n);
+			if (trace.On)
+				trace.Input(io.Data[..used].ToArray());
 			io.Consume(used);
 			if (n == 0)
 				continue;

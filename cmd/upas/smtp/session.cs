@@ -49,7 +49,7 @@ sealed partial class Session
 		netroot = conn.NetRoot;
 		io = new SmtpIO(conn.Stream, conn.Stream);
 		if (trace.On) {
-			io.OnInput = trace.Input;
+			io.OnLine = TraceLine;
 			io.OnReply = trace.Reply;
 		}
 		me = Syslog.SysName;
@@ -79,6 +79,13 @@ sealed partial class Session
 	}
 
 	void Reply(string line) => io.Reply(line);
+
+	/// <summary>Echoes a command line into the -d trace; an AUTH initial response is a secret.</summary>
+	void TraceLine(string line)
+	{
+		var parts = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
+		trace.Line(parts.Length == 3 && parts[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase) ? $"{parts[0]} {parts[1]} (protected)" : line);
+	}
 
 	/// <summary>Runs the session to its end; returns the exit status.</summary>
 	public async Task<int> RunAsync()

@@ -19,11 +19,11 @@ sealed class SmtpIO(Stream input, Stream output)
 	bool eof;
 	readonly MemoryStream outbuf = new();
 
-	/// <summary>Called with every byte received (for -d).</summary>
-	public Action<ReadOnlyMemory<byte>>? OnInput { get; set; }
+	/// <summary>Called with every command line received (for -d).</summary>
+	public Action<string>? OnLine { get; set; }
 	/// <summary>Called with every reply line sent, without CR LF (for -d).</summary>
 	public Action<string>? OnReply { get; set; }
-	/// <summary>Suppresses OnInput while secrets are read (AUTH).</summary>
+	/// <summary>Suppresses OnLine while secrets are read (AUTH).</summary>
 	public bool Quiet { get; set; }
 
 	public int Buffered => end - start;
@@ -97,8 +97,6 @@ sealed class SmtpIO(Stream input, Stream output)
 			eof = true;
 			return ReadStatus.Eof;
 		}
-		if (!Quiet)
-			OnInput?.Invoke(buf.AsMemory(end, n));
 		end += n;
 		return ReadStatus.Ok;
 	}
@@ -120,7 +118,10 @@ sealed class SmtpIO(Stream input, Stream output)
 					return (ReadStatus.TooLong, "");
 				if (line.Length > 0 && line[^1] == '\r')
 					line = line[..^1];
-				return (ReadStatus.Ok, Encoding.Latin1.GetString(line));
+				var text = Encoding.Latin1.GetString(line);
+				if (!Quiet)
+					OnLine?.Invoke(text);
+				return (ReadStatus.Ok, text);
 			}
 			if (span.Length > MaxCommandLine) {
 				toolong = true; // keep memory bounded: drop what we have, find the end
