@@ -23,6 +23,24 @@ public static class Resolver
 		return new LookupClient(opts);
 	}
 
+	/// <summary>A host's A and AAAA addresses (an address is itself); empty when it has none or DNS fails.</summary>
+	public static IEnumerable<IPAddress> Addresses(string host, IReadOnlyList<string>? servers = null)
+	{
+		if (IPAddress.TryParse(host.Trim('[', ']'), out var a))
+			return [a];
+		var c = Client(servers);
+		var list = new List<IPAddress>();
+		foreach (var t in new[] { QueryType.A, QueryType.AAAA }) {
+			try {
+				var r = c.Query(host, t);
+				list.AddRange(r.Answers.ARecords().Select(x => x.Address));
+				list.AddRange(r.Answers.AaaaRecords().Select(x => x.Address));
+			} catch (DnsResponseException) {
+			}
+		}
+		return list;
+	}
+
 	static string[] FromEnv() =>
 		(Environment.GetEnvironmentVariable("dnsserver") ?? "").Split([' ', ',', '\t'], StringSplitOptions.RemoveEmptyEntries);
 

@@ -78,8 +78,10 @@ sealed partial class Session
 		io.Quiet = true;
 		var (st, line) = await io.ReadLineAsync(TimeSpan.FromSeconds(conf.IdleTimeout));
 		io.Quiet = false;
-		if (st is ReadStatus.Eof or ReadStatus.Timeout)
+		if (st == ReadStatus.Eof)
 			throw new Hangup(0);
+		if (st == ReadStatus.Timeout)
+			TimedOut();
 		if (st == ReadStatus.TooLong)
 			throw new AuthAbort("500 5.5.2 line too long");
 		trace.Line("(protected)");

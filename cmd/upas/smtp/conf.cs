@@ -122,17 +122,17 @@ sealed class Conf
 			DnsServers.AddRange(args);
 			return null;
 		case "greetdelay":
-			return Int(args, 0, ref GreetDelay);
+			return Int(args, 0, ref GreetDelay, MaxSeconds);
 		case "maxmsgsize":
 			return Number(args, 1, long.MaxValue, ref MaxMessage);
 		case "maxrcpts":
 			return Int(args, 1, ref MaxRcpts);
 		case "idletimeout":
-			return Int(args, 1, ref IdleTimeout);
+			return Int(args, 1, ref IdleTimeout, MaxSeconds);
 		case "datatimeout":
-			return Int(args, 1, ref DataTimeout);
+			return Int(args, 1, ref DataTimeout, MaxSeconds);
 		case "sessiontimeout":
-			return Int(args, 1, ref SessionTimeout);
+			return Int(args, 1, ref SessionTimeout, MaxSeconds);
 		default:
 			return "unknown keyword";
 		}
@@ -148,10 +148,13 @@ sealed class Conf
 		return null;
 	}
 
-	static string? Int(List<string> args, int min, ref int field)
+	// a week: longer waits are typing errors, and timers cannot wait past 49 days
+	const int MaxSeconds = 7 * 24 * 3600;
+
+	static string? Int(List<string> args, int min, ref int field, int max = int.MaxValue)
 	{
 		long v = field;
-		var err = Number(args, min, int.MaxValue, ref v);
+		var err = Number(args, min, max, ref v);
 		field = (int)v;
 		return err;
 	}

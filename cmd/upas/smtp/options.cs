@@ -11,7 +11,9 @@ sealed class Options
 	public bool Greylist;			// -g
 	public string? Domain;			// -h
 	public List<string> Kill { get; } = [];	// -k
-	public string Mailer = "/bin/upas/send";	// -m, as given
+	public const string DefaultMailer = "/bin/upas/send";
+	public string Mailer = DefaultMailer;	// -m, as given
+	bool mailerGiven;
 	public string? NetDir;			// -n
 	public bool PasswordInClear;		// -p
 	public bool VerifySenderDom;		// -r
@@ -52,6 +54,7 @@ sealed class Options
 				if (a.Value() is not { } m)
 					return null;
 				o.Mailer = m;
+				o.mailerGiven = true;
 				break;
 			case 'n':
 				if ((o.NetDir = a.Value()) is null)
@@ -64,6 +67,9 @@ sealed class Options
 		return a.Rest.Length == 0 ? o : null;
 	}
 
-	/// <summary>The mailer as a host path: a name without '/' is ROOT/bin/upas/name, as in Plan 9.</summary>
-	public string MailerPath => Mailer.StartsWith('/') ? (Mailer == "/bin/upas/send" ? Root.Path9(Mailer) : Mailer) : Root.Path9("/bin/upas/" + Mailer);
+	/// <summary>
+	/// The mailer as a host path: the default is the tree's /bin/upas/send; -m /path is a host path;
+	/// -m name without a leading slash is ROOT/bin/upas/name, as in Plan 9.
+	/// </summary>
+	public string MailerPath => !mailerGiven ? Root.Path9(DefaultMailer) : Mailer.StartsWith('/') ? Mailer : Root.Path9("/bin/upas/" + Mailer);
 }

@@ -44,23 +44,20 @@ sealed partial class Session
 			hardreject = true;
 			Reply("554 5.7.1 We don't accept mail from dial-up ports.");
 			return;
-		case Verdict.Denied:
-			LogEach("Denied");
-			rc++;
-			Reply($"554-5.7.1 We don't accept mail from {sender}.");
-			Reply($"554 5.7.1 Contact postmaster@{dom} for more information.");
-			return;
-		case Verdict.Refused:
-			LogEach("Refused");
-			rc++;
-			Reply($"554 5.7.1 Sender domain must exist: {sender}");
-			return;
 		case Verdict.Blocked:
 		case Verdict.Delay:
 			LogEach("Blocked");
 			rc++;
 			dump = true;
 			break;
+		default:
+			// denied and refused senders never get this far (they are refused at MAIL)
+			LogEach("Confused");
+			rc++;
+			Reply("554-5.7.0 We have had an internal mailer error classifying your message.");
+			Reply($"554-5.7.0 Filterstate is {(int)filter}");
+			Reply($"554 5.7.0 Contact postmaster@{dom} for more information.");
+			return;
 		}
 		if (filter == Verdict.Accept && opt.Greylist && !await GreylistPasses())
 			return;
@@ -199,7 +196,10 @@ sealed partial class Session
 		Reply($"{code} {ecode} mail process terminated abnormally");
 	}
 
-	/// <summary>The header window is complete at the blank line, at 16 KB (on a line boundary), or at the end.</summary>
+	/// <summary>
+	/// The header window is complete at the blank line, at the first line end past 16 KB, or at the end
+	/// of the message; a line longer than the data line limit is refused anyway, so memory stays bounded.
+	/// </summary>
 	static bool HeaderComplete(MemoryStream h)
 	{
 		var b = h.GetBuffer().AsSpan(0, (int)h.Length);
@@ -207,7 +207,7 @@ sealed partial class Session
 			return false;
 		if (b[0] == '\n' || b.IndexOf("\n\n"u8) >= 0)
 			return true;
-		return b.Length >= HeaderWindow && b[^1] == '\n';
+		return b.Length >= HeaderWindow && (b[(HeaderWindow - 1)..].IndexOf((byte)'\n') >= 0 || b.Length > HeaderWindow + DotReader.DefaultMaxLine);
 	}
 
 	/// <summary>

@@ -38,8 +38,11 @@ sealed partial class Session
 	string Who => $"({him}/{rsys})";
 	string SenderOrUnknown => sender ?? "<unknown>";
 
+	readonly bool trustedAtStart;
+
 	public Session(Options opt, Conf conf, Policy policy, NetConn conn, Trace trace)
 	{
+		trustedAtStart = policy.Trusted;
 		this.opt = opt;
 		this.conf = conf;
 		this.policy = policy;
@@ -84,7 +87,7 @@ sealed partial class Session
 	void TraceLine(string line)
 	{
 		var parts = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
-		trace.Line(parts.Length == 3 && parts[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase) ? $"{parts[0]} {parts[1]} (protected)" : line);
+		trace.Received(parts.Length == 3 && parts[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase) ? $"{parts[0]} {parts[1]} (protected)" : line);
 	}
 
 	/// <summary>Runs the session to its end; returns the exit status.</summary>
@@ -102,6 +105,7 @@ sealed partial class Session
 
 	async Task Greet()
 	{
+		TlsAvailable(); // -c is checked at start-up: a bad file is logged now, and STARTTLS is not offered
 		trace.Line($"istrusted({rsys})={(policy.Trusted ? 1 : 0)}");
 		trace.Line($"getaction({rsys}, ip)={policy.IpVerdict.ToString().ToLowerInvariant()}");
 		Reply($"220-{dom} ESMTP");
@@ -129,9 +133,8 @@ sealed partial class Session
 		case ReadStatus.Eof:
 			throw new Hangup(0);
 		case ReadStatus.Timeout:
-			Log(sender is not null && rcpts.Count > 0 ? $"note: {sender}->{rcpts[0]}: alarm" : "note: alarm");
-			Reply($"421 4.4.2 {dom} timeout, closing connection");
-			throw new Hangup(0);
+			TimedOut();
+			break;
 		case ReadStatus.TooLong:
 			Reply("500 5.5.2 line too long");
 			return;
@@ -163,6 +166,14 @@ sealed partial class Session
 			Reply("221 2.0.0 Successful termination");
 			throw new Hangup(0);
 		}
+	}
+
+	/// <summary>A read timed out: say so, log the alarm as Bell Labs does, hang up.</summary>
+	void TimedOut()
+	{
+		Log(sender is not null && rcpts.Count > 0 ? $"note: {sender}->{rcpts[0]}: alarm" : "note: alarm");
+		Reply($"421 4.4.2 {dom} timeout, closing connection");
+		throw new Hangup(0);
 	}
 
 	/// <summary>The reject check at the top of most commands: true when the command must do nothing more.</summary>
@@ -252,8 +263,8 @@ sealed partial class Session
 		if (NoRelay && name.Contains('.') && rsys != lsys &&
 		    (name == dom || string.Equals(name, me, StringComparison.OrdinalIgnoreCase)))
 			return true;
-		if (!name.Contains('.'))
-			return true;
+		if (!name.Contains('.') && !name.StartsWith('['))
+			return true; // an address literal ([IPv6:...]) needs no dot
 		if (ReservedTlds.Contains(last, StringComparer.OrdinalIgnoreCase))
 			return true;
 		if (!name.Any(char.IsAsciiLetter) && !name.StartsWith('['))

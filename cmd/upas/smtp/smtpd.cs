@@ -21,10 +21,12 @@ static class Program
 	/// <summary>Everything after the connection is known: config, -k, the session.</summary>
 	public static async Task<int> Serve(Options opt, NetConn conn)
 	{
-		var conf = Conf.Load(m => Syslog.Log("smtpd", m));
 		if (Policy.Killed(conn.Rsys, opt.Kill))
-			return 1; // -k: nothing sent, nothing logged
-		var policy = new Policy(conf, conn.Rsys, conn.Lsys, m => Syslog.Log("smtpd", m));
+			return 1; // -k: nothing sent, nothing logged, nothing read
+		var conf = Conf.Load(m => Syslog.Log("smtpd", m));
+		var policy = new Policy(conf, conn.Rsys, conn.Lsys, m => Syslog.Log("smtpd", m)) {
+			ResolveHost = h => Resolver.Addresses(h, conf.DnsServers),
+		};
 		using var trace = opt.Debug ? Trace.Open(DateTime.Now, m => Syslog.Log("smtpd", m)) : Trace.Off;
 		var s = new Session(opt, conf, policy, conn, trace);
 		return await s.RunAsync();

@@ -108,5 +108,6 @@ sealed partial class Session
 		saidHello = false;
 		ResetTransaction();
 		authenticated = false;
+		policy.Trusted = trustedAtStart; // trust won by AUTH in clear does not survive
 	}
 }

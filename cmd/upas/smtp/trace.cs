@@ -54,7 +54,10 @@ sealed class Trace : IDisposable
 
 	public void Line(string s) => Write(Encoding.UTF8.GetBytes(s + "\n"));
 
+	/// <summary>A reply or a command line, stamped with the seconds since the connection started.</summary>
 	public void Reply(string s) => Line($"{(int)clock.Elapsed.TotalSeconds,3} {s}");
+
+	public void Received(string s) => Reply(s);
 
 	public void Input(ReadOnlyMemory<byte> b) => Write(b.Span);
 
