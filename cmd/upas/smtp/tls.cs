@@ -12,29 +12,35 @@ namespace Upas.Smtpd;
 static class TlsCert
 {
 	static readonly Lock Sync = new();
-	static (string Path, DateTime Mtime, long Size, SslStreamCertificateContext Ctx)? cache;
+	// keyed on the contents, not on mtime and size: a new certificate written within one clock tick, or copied
+	// with its times kept, may well have the same size
+	static (string Path, byte[] Data, SslStreamCertificateContext Ctx)? cache;
 
 	/// <summary>The server certificate context, or null (and a reason) when the file is unusable.</summary>
 	public static SslStreamCertificateContext? Load(string path, out string? err)
 	{
 		err = null;
 		try {
-			var fi = new FileInfo(path);
-			if (!fi.Exists) {
+			byte[] data;
+			try {
+				data = File.ReadAllBytes(path);
+			} catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) {
 				err = "no such file";
 				return null;
 			}
 			lock (Sync) {
-				if (cache is { } c && c.Path == path && c.Mtime == fi.LastWriteTimeUtc && c.Size == fi.Length)
+				if (cache is { } c && c.Path == path && c.Data.AsSpan().SequenceEqual(data))
 					return c.Ctx;
 			}
-			var leaf = X509Certificate2.CreateFromPemFile(path);
+			// one read: the certificate, the chain and the key all come from the same version of the file
+			var pem = System.Text.Encoding.ASCII.GetString(data);
+			var leaf = X509Certificate2.CreateFromPem(pem, pem);
 			if (!leaf.HasPrivateKey) {
 				err = "no private key";
 				return null;
 			}
 			var all = new X509Certificate2Collection();
-			all.ImportFromPemFile(path);
+			all.ImportFromPem(pem);
 			var chain = new X509Certificate2Collection();
 			foreach (var x in all) {
 				if (x.Thumbprint != leaf.Thumbprint)
@@ -42,7 +48,7 @@ static class TlsCert
 			}
 			var ctx = SslStreamCertificateContext.Create(leaf, chain, offline: true);
 			lock (Sync)
-				cache = (path, fi.LastWriteTimeUtc, fi.Length, ctx);
+				cache = (path, data, ctx);
 			return ctx;
 		} catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException) {
 			err = e.Message;
