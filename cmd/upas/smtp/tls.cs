@@ -113,6 +113,6 @@ sealed partial class Session
 		him = "";
 		saidHello = false;
 		ResetTransaction();
-		authenticated = false;
+		ForgetAuthentication();
 	}
 }
