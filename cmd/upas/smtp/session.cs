@@ -96,6 +96,7 @@ sealed partial class Session
 				await Next();
 		} catch (Hangup h) {
 			await io.FlushAsync();
+			await EndTls();
 			return h.Code;
 		}
 	}

@@ -62,6 +62,7 @@ sealed partial class Session
 {
 	SslStreamCertificateContext? certCtx;
 	bool certChecked;
+	SslStream? ssl;
 
 	/// <summary>Loads -c at start-up; a bad file is logged and STARTTLS is not offered.</summary>
 	bool TlsAvailable()
@@ -92,7 +93,7 @@ sealed partial class Session
 		await io.FlushAsync();
 		// whatever the client sent after STARTTLS was sent in clear: throw it away (CVE-2011-0411)
 		io.DiscardBuffered();
-		var ssl = new SslStream(io.Input, leaveInnerStreamOpen: true);
+		ssl = new SslStream(io.Input, leaveInnerStreamOpen: true);
 		try {
 			using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(conf.IdleTimeout));
 			await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions {
@@ -114,5 +115,17 @@ sealed partial class Session
 		saidHello = false;
 		ResetTransaction();
 		ForgetAuthentication();
+	}
+
+	/// <summary>At the end of the session: a TLS close_notify, so the client sees an orderly end, not a truncation.</summary>
+	async Task EndTls()
+	{
+		if (!tls || ssl is null)
+			return;
+		try {
+			await ssl.ShutdownAsync().WaitAsync(TimeSpan.FromSeconds(5));
+		} catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or TimeoutException or AuthenticationException or NotSupportedException) {
+			// the client is gone
+		}
 	}
 }
