@@ -83,7 +83,8 @@ sealed partial class Session
 	/// <summary>Echoes a command line into the -d trace; an AUTH initial response is a secret.</summary>
 	void TraceLine(string line)
 	{
-		var parts = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
+		// split on every blank the command parser accepts: AUTH<TAB>PLAIN<TAB>secret is protected too
+		var parts = line.Split([' ', '\t', '\v', '\f', '\r'], 3, StringSplitOptions.RemoveEmptyEntries);
 		trace.Line(parts.Length == 3 && parts[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase) ? $"{parts[0]} {parts[1]} (protected)" : line);
 	}
 
