@@ -11,6 +11,7 @@ sealed partial class Session
 	public const int AuthSlowSeconds = 5;
 	public const int AuthMaxFailures = 5;
 	int authFailures;
+	bool trustedBeforeAuth;
 
 	sealed class AuthAbort(string reply) : Exception
 	{
@@ -67,8 +68,18 @@ sealed partial class Session
 			return;
 		}
 		authenticated = true;
+		trustedBeforeAuth = policy.Trusted;
 		policy.Trusted = true;
 		Reply("235 2.0.0 Authentication successful");
+	}
+
+	/// <summary>After STARTTLS (RFC 3207 4.2): the client is no longer authenticated, nor trusted because it was.</summary>
+	void ForgetAuthentication()
+	{
+		if (!authenticated)
+			return;
+		authenticated = false;
+		policy.Trusted = trustedBeforeAuth;
 	}
 
 	/// <summary>One continuation line, decoded; "*" cancels (RFC 4954 4).</summary>

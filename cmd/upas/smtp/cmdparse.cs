@@ -120,9 +120,10 @@ static class CmdParser
 				Spaces1();
 				var mech = String();
 				string? resp = null;
+				Spaces0(); // trailing blanks are harmless here, and clients send them
 				if (!AtEnd) {
-					Spaces1();
 					resp = String();
+					Spaces0();
 				}
 				End();
 				return new Cmd(Verb.Auth, mech, Arg2: resp);

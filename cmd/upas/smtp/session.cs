@@ -38,11 +38,8 @@ sealed partial class Session
 	string Who => $"({him}/{rsys})";
 	string SenderOrUnknown => sender ?? "<unknown>";
 
-	readonly bool trustedAtStart;
-
 	public Session(Options opt, Conf conf, Policy policy, NetConn conn, Trace trace)
 	{
-		trustedAtStart = policy.Trusted;
 		this.opt = opt;
 		this.conf = conf;
 		this.policy = policy;
@@ -86,7 +83,8 @@ sealed partial class Session
 	/// <summary>Echoes a command line into the -d trace; an AUTH initial response is a secret.</summary>
 	void TraceLine(string line)
 	{
-		var parts = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
+		// split on every blank the command parser accepts: AUTH<TAB>PLAIN<TAB>secret is protected too
+		var parts = line.Split([' ', '\t', '\v', '\f', '\r'], 3, StringSplitOptions.RemoveEmptyEntries);
 		trace.Received(parts.Length == 3 && parts[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase) ? $"{parts[0]} {parts[1]} (protected)" : line);
 	}
 
@@ -99,6 +97,7 @@ sealed partial class Session
 				await Next();
 		} catch (Hangup h) {
 			await io.FlushAsync();
+			await EndTls();
 			return h.Code;
 		}
 	}

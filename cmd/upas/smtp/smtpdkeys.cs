@@ -8,31 +8,36 @@ static class SmtpdKeys
 {
 	public const string File9 = "/mail/lib/smtpd.keys";
 	static readonly Lock Sync = new();
-	static (string Path, DateTime Mtime, long Size, List<FactotumKey> Keys)? cache;
+	// keyed on the contents and the mode, not on mtime and size: an edit within one clock tick that keeps the
+	// size (a changed password of the same length) must not be missed
+	static (string Path, string Text, UnixFileMode Mode, List<FactotumKey> Keys)? cache;
 
 	/// <summary>The keys; empty when the file is missing. warn is called when others may read it.</summary>
 	public static List<FactotumKey> Load(Action<string> warn)
 	{
 		var path = Root.Path9(File9);
-		var fi = new FileInfo(path);
-		if (!fi.Exists)
-			return [];
-		lock (Sync) {
-			if (cache is { } c && c.Path == path && c.Mtime == fi.LastWriteTimeUtc && c.Size == fi.Length)
-				return c.Keys;
-		}
-		var mode = File.GetUnixFileMode(path);
-		if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0)
-			warn($"warning: {File9} is readable by group or others (mode {Convert.ToString((int)mode, 8)}); chmod 600 it");
-		List<FactotumKey> keys;
+		string text;
+		UnixFileMode mode;
 		try {
-			keys = Factotum.ParseKeys(File.ReadAllText(path));
+			if (!File.Exists(path))
+				return [];
+			mode = File.GetUnixFileMode(path);
+			text = File.ReadAllText(path);
+		} catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) {
+			return [];
 		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 			warn($"can't read {File9}: {e.Message}");
 			return [];
 		}
+		lock (Sync) {
+			if (cache is { } c && c.Path == path && c.Mode == mode && c.Text == text)
+				return c.Keys;
+		}
+		if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0)
+			warn($"warning: {File9} is readable by group or others (mode {Convert.ToString((int)mode, 8)}); chmod 600 it");
+		var keys = Factotum.ParseKeys(text);
 		lock (Sync)
-			cache = (path, fi.LastWriteTimeUtc, fi.Length, keys);
+			cache = (path, text, mode, keys);
 		return keys;
 	}
 

@@ -12,29 +12,35 @@ namespace Upas.Smtpd;
 static class TlsCert
 {
 	static readonly Lock Sync = new();
-	static (string Path, DateTime Mtime, long Size, SslStreamCertificateContext Ctx)? cache;
+	// keyed on the contents, not on mtime and size: a new certificate written within one clock tick, or copied
+	// with its times kept, may well have the same size
+	static (string Path, byte[] Data, SslStreamCertificateContext Ctx)? cache;
 
 	/// <summary>The server certificate context, or null (and a reason) when the file is unusable.</summary>
 	public static SslStreamCertificateContext? Load(string path, out string? err)
 	{
 		err = null;
 		try {
-			var fi = new FileInfo(path);
-			if (!fi.Exists) {
+			byte[] data;
+			try {
+				data = File.ReadAllBytes(path);
+			} catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) {
 				err = "no such file";
 				return null;
 			}
 			lock (Sync) {
-				if (cache is { } c && c.Path == path && c.Mtime == fi.LastWriteTimeUtc && c.Size == fi.Length)
+				if (cache is { } c && c.Path == path && c.Data.AsSpan().SequenceEqual(data))
 					return c.Ctx;
 			}
-			var leaf = X509Certificate2.CreateFromPemFile(path);
+			// one read: the certificate, the chain and the key all come from the same version of the file
+			var pem = System.Text.Encoding.ASCII.GetString(data);
+			var leaf = X509Certificate2.CreateFromPem(pem, pem);
 			if (!leaf.HasPrivateKey) {
 				err = "no private key";
 				return null;
 			}
 			var all = new X509Certificate2Collection();
-			all.ImportFromPemFile(path);
+			all.ImportFromPem(pem);
 			var chain = new X509Certificate2Collection();
 			foreach (var x in all) {
 				if (x.Thumbprint != leaf.Thumbprint)
@@ -42,7 +48,7 @@ static class TlsCert
 			}
 			var ctx = SslStreamCertificateContext.Create(leaf, chain, offline: true);
 			lock (Sync)
-				cache = (path, fi.LastWriteTimeUtc, fi.Length, ctx);
+				cache = (path, data, ctx);
 			return ctx;
 		} catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException) {
 			err = e.Message;
@@ -56,6 +62,7 @@ sealed partial class Session
 {
 	SslStreamCertificateContext? certCtx;
 	bool certChecked;
+	SslStream? ssl;
 
 	/// <summary>Loads -c at start-up; a bad file is logged and STARTTLS is not offered.</summary>
 	bool TlsAvailable()
@@ -86,7 +93,7 @@ sealed partial class Session
 		await io.FlushAsync();
 		// whatever the client sent after STARTTLS was sent in clear: throw it away (CVE-2011-0411)
 		io.DiscardBuffered();
-		var ssl = new SslStream(io.Input, leaveInnerStreamOpen: true);
+		ssl = new SslStream(io.Input, leaveInnerStreamOpen: true);
 		try {
 			using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(conf.IdleTimeout));
 			await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions {
@@ -107,7 +114,18 @@ sealed partial class Session
 		him = "";
 		saidHello = false;
 		ResetTransaction();
-		authenticated = false;
-		policy.Trusted = trustedAtStart; // trust won by AUTH in clear does not survive
+		ForgetAuthentication();
+	}
+
+	/// <summary>At the end of the session: a TLS close_notify, so the client sees an orderly end, not a truncation.</summary>
+	async Task EndTls()
+	{
+		if (!tls || ssl is null)
+			return;
+		try {
+			await ssl.ShutdownAsync().WaitAsync(TimeSpan.FromSeconds(5));
+		} catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or TimeoutException or AuthenticationException or NotSupportedException) {
+			// the client is gone
+		}
 	}
 }
