@@ -136,6 +136,14 @@ public class AuthTests
 	}
 
 	[Test]
+	public void TrailingBlanksAfterTheMechanism()
+	{
+		using var t = KeyTree();
+		var r = t.Run(Ehlo + $"AUTH PLAIN \t\r\n{Plain("glenda", Password)}\r\nQUIT\r\n", "-p");
+		Assert.That(After(r), Is.EqualTo(new[] { "334 ", Ok, "221 2.0.0 Successful termination" }));
+	}
+
+	[Test]
 	public void PlainIgnoresTheAuthorisationIdentity()
 	{
 		using var t = KeyTree();
@@ -629,7 +637,7 @@ public class AuthTests
 		// PLAIN: initial response and continuation, wrong and right; blanks other than spaces between the words
 		t.Run(Ehlo + $"AUTH PLAIN {Plain("glenda", "wr0ng-Pa55")}\r\nAUTH PLAIN\r\n{Plain("glenda", Password)}\r\nQUIT\r\n", "-p", "-d");
 		t.Run(Ehlo + $"AUTH\tPLAIN\t{Plain("glenda", Password)}\r\nQUIT\r\n", "-p", "-d");
-		// a line that is a syntax error (trailing blanks) is protected too
+		// trailing blanks after the response are accepted, and the line is protected too
 		t.Run(Ehlo + $"auth  plain  {Plain("glenda", "wr0ng-Pa55")}\r\nAUTH PLAIN {Plain("glenda", Password)}  \r\nQUIT\r\n", "-p", "-d");
 		// LOGIN: with and without an initial response
 		t.Run(Ehlo + $"AUTH LOGIN\r\n{B64("glenda")}\r\n{B64("wr0ng-Pa55")}\r\nAUTH LOGIN {B64("glenda")}\r\n{B64(Password)}\r\nQUIT\r\n", "-p", "-d");
@@ -657,7 +665,7 @@ public class AuthTests
 				Assert.That(text, Does.Not.Contain(b).IgnoreCase, $"{b} in {f}:\n{text}");
 		}
 		var log = t.Log();
-		Assert.That(log.Count(l => Regex.IsMatch(l, @"^auth\((PLAIN|plain|LOGIN|CRAM-MD5), \(protected\)\) from client\.9fans\.net$")), Is.EqualTo(8));
+		Assert.That(log.Count(l => Regex.IsMatch(l, @"^auth\((PLAIN|plain|LOGIN|CRAM-MD5), \(protected\)\) from client\.9fans\.net$")), Is.EqualTo(9));
 		var all = string.Join("\n", traces.Select(File.ReadAllText));
 		Assert.That(all, Does.Contain("AUTH PLAIN (protected)"));
 		Assert.That(all, Does.Contain("\n(protected)\n"), "continuation lines");
