@@ -13,7 +13,9 @@ public static class Resolver
 	{
 		var list = servers is { Count: > 0 } ? servers : FromEnv();
 		var eps = list.Select(Endpoint).OfType<IPEndPoint>().ToArray();
-		var opts = eps.Length > 0 ? new LookupClientOptions(eps) : new LookupClientOptions();
+		if (eps.Length == 0)
+			eps = System();
+		var opts = new LookupClientOptions(eps);
 		opts.UseCache = false;
 		opts.Timeout = TimeSpan.FromSeconds(5);
 		opts.Retries = 1;
@@ -39,6 +41,14 @@ public static class Resolver
 			}
 		}
 		return list;
+	}
+
+	/// <summary>/etc/resolv.conf's servers; never a public resolver (DnsClient's default falls back to one).</summary>
+	static IPEndPoint[] System()
+	{
+		var ns = NameServer.ResolveNameServers(skipIPv6SiteLocal: true, fallbackToGooglePublicDns: false)
+			.Select(n => new IPEndPoint(IPAddress.Parse(n.Address), n.Port)).ToArray();
+		return ns.Length > 0 ? ns : [new IPEndPoint(IPAddress.Loopback, 53)];
 	}
 
 	static string[] FromEnv() =>

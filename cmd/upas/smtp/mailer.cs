@@ -35,27 +35,16 @@ sealed class Mailer : IMessageSink
 	/// <summary>Starts the mailer; null when it cannot be run (the caller answers 450 busy).</summary>
 	public static Mailer? Start(string path, IEnumerable<string> args)
 	{
-		var psi = new ProcessStartInfo(path) {
-			UseShellExecute = false,
-			RedirectStandardInput = true,
-			RedirectStandardError = true,
-			RedirectStandardOutput = true, // never let the mailer write on the client's connection
-		};
-		foreach (var a in args)
-			psi.ArgumentList.Add(a);
 		try {
-			var p = Process.Start(psi);
+			var p = Process.Start(Argv(path, args));
 			return p is null ? null : new Mailer(p);
 		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {
 			return null;
 		}
 	}
 
-	public Stream Input => p.StandardInput.BaseStream;
-	public IReadOnlyList<string> Errors => errors ?? [];
-
-	/// <summary>First line of stdout (VRFY), after the process ends; null if there was none.</summary>
-	public static async Task<(bool started, string? line)> QueryAsync(string path, IEnumerable<string> args, TimeSpan limit)
+	/// <summary>An argument vector, no shell; all three standard files are ours, so the mailer never writes on the client's connection.</summary>
+	static ProcessStartInfo Argv(string path, IEnumerable<string> args)
 	{
 		var psi = new ProcessStartInfo(path) {
 			UseShellExecute = false,
@@ -65,9 +54,18 @@ sealed class Mailer : IMessageSink
 		};
 		foreach (var a in args)
 			psi.ArgumentList.Add(a);
+		return psi;
+	}
+
+	public Stream Input => p.StandardInput.BaseStream;
+	public IReadOnlyList<string> Errors => errors ?? [];
+
+	/// <summary>First line of stdout (VRFY), after the process ends; null if there was none.</summary>
+	public static async Task<(bool started, string? line)> QueryAsync(string path, IEnumerable<string> args, TimeSpan limit)
+	{
 		Process? p;
 		try {
-			p = Process.Start(psi);
+			p = Process.Start(Argv(path, args));
 		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {
 			return (false, null);
 		}

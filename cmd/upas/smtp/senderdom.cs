@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using DnsClient;
 
 namespace Upas.Smtpd;
@@ -12,7 +13,7 @@ static class SenderDomain
 	{
 		var d = domain.TrimEnd('.');
 		// address literals and bare addresses need no lookup
-		if (d.StartsWith('[') || d.StartsWith('#') || IPAddress.TryParse(d, out _))
+		if (d.StartsWith('[') || d.StartsWith('#') || IsAddress(d))
 			return DomainCheck.Exists;
 		var client = Resolver.Client(servers);
 		var temp = false;
@@ -31,8 +32,17 @@ static class SenderDomain
 				return DomainCheck.Missing;
 			} catch (DnsResponseException) {
 				temp = true;
+			} catch (ArgumentException) {
+				// a name the DNS cannot carry (a label over 63 bytes, over 255 in all): no such domain
+				return DomainCheck.Missing;
 			}
 		}
 		return temp ? DomainCheck.TryLater : DomainCheck.Missing;
 	}
+
+	/// <summary>a.b.c.d or an IPv6 address; not what else IPAddress.Parse takes ("42" is 0.0.0.42).</summary>
+	static bool IsAddress(string d) =>
+		IPAddress.TryParse(d, out var a) &&
+		(a.AddressFamily == AddressFamily.InterNetworkV6 ||
+		 d.Split('.') is { Length: 4 } parts && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit)));
 }
