@@ -120,9 +120,9 @@ sealed class ScriptServer : IDisposable
 	public ConcurrentQueue<byte[]> Messages { get; } = new();
 	public long Received;	// bytes of DATA seen in all
 
-	public ScriptServer()
+	public ScriptServer(string bind = "127.0.0.1", int port = 0)
 	{
-		listener = new TcpListener(IPAddress.Loopback, 0);
+		listener = new TcpListener(IPAddress.Parse(bind), port);
 		listener.Start();
 		Endpoint = (IPEndPoint)listener.LocalEndpoint;
 		loop = Task.Run(Loop);

@@ -83,19 +83,19 @@ public class SmtpUnitTests
 	public void ExitCodes(string? status, int code) => Assert.That(Status.Code(status), Is.EqualTo(code));
 
 	[Test]
-	public void FileFactotum()
+	public void FactotumFileKeys()
 	{
 		var f = Path.GetTempFileName();
 		try {
 			File.WriteAllText(f, "key proto=pass service=smtp server=mx.example.org user=glenda !password='s3 cret'\n" +
 				"key proto=pass service=imap server=mx.example.org user=glenda !password=no\n" +
 				"key proto=pass service=smtp server=other.org user=bob !password=b\n");
-			var k = new FileFactotum(f);
+			var k = new FactotumFile(f);
 			Assert.That(k.GetPassword("mx.example.org", "glenda"), Is.EqualTo(("glenda", "s3 cret")));
 			Assert.That(k.GetPassword("mx.example.org", null), Is.EqualTo(("glenda", "s3 cret")));
 			Assert.That(k.GetPassword("other.org", null), Is.EqualTo(("bob", "b")));
 			Assert.That(k.GetPassword("mx.example.org", "bob"), Is.Null);
-			Assert.That(new FileFactotum(f + ".missing").GetPassword("mx.example.org", null), Is.Null);
+			Assert.That(new FactotumFile(f + ".missing").GetPassword("mx.example.org", null), Is.Null);
 		} finally {
 			File.Delete(f);
 		}

@@ -330,7 +330,14 @@ sealed class Client(Options o, Names names, string from)
 	{
 		var user = o.User ?? LoginName();
 		var server = ddomain;
-		if (Factotums.Open().GetPassword(server, user) is not { } key) {
+		(string User, string Password)? found;
+		try {
+			found = Factotums.Open(Trace).GetPassword(server, user);
+		} catch (IOException e) {
+			reply = $"cannot get a password from factotum: {e.Message}\n";
+			return Status.Retry;
+		}
+		if (found is not { } key) {
 			reply = $"cannot find a password: no factotum key proto=pass service=smtp server={Factotum.Quote(server)} user={Factotum.Quote(user)}\n";
 			return Status.Giveup;
 		}
@@ -339,16 +346,16 @@ sealed class Client(Options o, Names names, string from)
 			Send("AUTH LOGIN");
 			if (GetReply() is var c1 && c1 != 3)
 				return AuthFailed(c1);
-			Send(B64(key.user));
+			Send(B64(key.User));
 			if (GetReply() is var c2 && c2 != 3)
 				return AuthFailed(c2);
-			Send(B64(key.password), "<password>");
+			Send(B64(key.Password), "<password>");
 			if (GetReply() is var c3 && c3 != 2)
 				return AuthFailed(c3);
 			return null;
 		}
 		if (methods.Contains("PLAIN", StringComparison.Ordinal)) {
-			Send("AUTH PLAIN " + B64($"\0{key.user}\0{key.password}"), "AUTH PLAIN <credentials>");
+			Send("AUTH PLAIN " + B64($"\0{key.User}\0{key.Password}"), "AUTH PLAIN <credentials>");
 			if (GetReply() is var c && c != 2)
 				return AuthFailed(c);
 			return null;

@@ -64,8 +64,9 @@ sealed class MxDial(Options o, Action<string> trace)
 				trace($"dns: no address for {name}");
 				continue;
 			}
+			// a domain sending our mail back to us: refused, unless the dial string names another port than smtp's
 			foreach (var a in addrs)
-				if (IPAddress.IsLoopback(a) || a.Equals(IPAddress.IPv6Loopback) || (a.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(a.MapToIPv4())))
+				if (ds.Port == 25 && (IPAddress.IsLoopback(a) || (a.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(a.MapToIPv4()))))
 					throw new DialError($"illegal: domain lists {a} as mail server");
 			candidates.Add((name, addrs));
 		}
