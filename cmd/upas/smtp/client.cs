@@ -1,0 +1,464 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Text;
+
+namespace Upas.Smtp;
+
+/// <summary>
+/// The alarm of the original (smtp.md §10): one wall-clock limit at a time, re-armed phase by phase. When it
+/// fires the run ends: logged, told on stderr, exit Retry (or the pending status while waiting for QUIT's reply).
+/// </summary>
+sealed class Alarm(string farend) : IDisposable
+{
+	Timer? t;
+	public bool Quitting;
+	public string? QuitStatus;
+
+	public void Set(TimeSpan after)
+	{
+		t?.Dispose();
+		t = new Timer(_ => Fire(), null, after, Timeout.InfiniteTimeSpan);
+	}
+
+	void Fire()
+	{
+		Syslog.Log("smtp.fail", $"interrupt: {farend}: alarm");
+		Console.Error.WriteLine($"smtp timeout: connection to {farend} timed out");
+		Environment.Exit(Program.Exit(Quitting ? QuitStatus : Status.Retry));
+	}
+
+	public void Dispose()
+	{
+		t?.Dispose();
+	}
+}
+
+/// <summary>One delivery (or ping): connect, the dialogue of smtp.md §4, the reports of §11.</summary>
+sealed class Client(Options o, Names names, string from)
+{
+	Stream? net;		// the connection: the socket's stream, later the TLS stream
+	Socket? sock;
+	readonly byte[] rbuf = new byte[4096];
+	int rpos, rlen;
+	string reply = "";	// the last reply, every line ending in LF
+	string ddomain = "";
+	string? mxname;
+	string? toLine;
+	Alarm alarm = null!;
+	readonly TextWriter err = Console.Error;
+
+	void Trace(string s)
+	{
+		if (o.Debug)
+			err.WriteLine(s);
+	}
+
+	/// <summary>The whole run; the status string (null = success).</summary>
+	public string? Run()
+	{
+		var addr = o.DestAddr;
+		using (alarm = new Alarm(addr)) {
+			var ds = DialString.Parse(addr);
+			// product, as 9F: an address literal is refused before any network activity
+			if (ds is null || ds.Host.StartsWith('[')) {
+				Syslog.Log("smtp.fail", $"delivery to {addr} failed: illegal address");
+				err.WriteLine($"smtp: illegal address ({addr})");
+				return Status.Giveup;
+			}
+			ds = ExpandAttr(ds, out var xerr);
+			if (ds is null) {
+				Syslog.Log("smtp.fail", $"{xerr} ({addr})");
+				err.WriteLine($"smtp: {xerr} ({addr})");
+				return Status.Giveup;
+			}
+			ddomain = ds.Host;
+			var dialer = new MxDial(o, Trace);
+			sock = dialer.Dial(ds, ref ddomain, out var derr);
+			if (sock is null) {
+				err.WriteLine($"smtp: {derr} ({addr})");
+				Syslog.Log("smtp.fail", $"{derr} ({addr})");
+				return derr.Contains("illegal") || derr.Contains("unknown") || derr.Contains("can't translate") ? Status.Giveup : Status.Retry;
+			}
+			mxname = dialer.Reached;
+			net = new NetworkStream(sock, ownsSocket: true);
+			try {
+				return Dialogue(addr);
+			} finally {
+				net.Dispose();
+			}
+		}
+	}
+
+	/// <summary>tcp!$smtp: the attribute from ROOT/lib/ndb/local (the first attr=value in it); null when there is none.</summary>
+	static DialString? ExpandAttr(DialString ds, out string err)
+	{
+		err = "";
+		if (!ds.Host.StartsWith('$'))
+			return ds;
+		var attr = ds.Host[1..];
+		try {
+			foreach (var line in File.ReadLines(Root.Path9("/lib/ndb/local"))) {
+				var f = Factotum.Tokenize(line);
+				if (f is null)
+					continue;
+				foreach (var w in f)
+					if (w.StartsWith(attr + "=", StringComparison.Ordinal) && w.Length > attr.Length + 1)
+						return ds.WithHost(w[(attr.Length + 1)..]);
+			}
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+		}
+		err = $"can't translate address: no {attr}= in /lib/ndb/local";
+		return null;
+	}
+
+	string? Dialogue(string addr)
+	{
+		var scale = o.Scale;
+		string? rv;
+		var errs = new string?[o.Rcpts.Length];
+		var ok = 0;
+		alarm.Set(10 * scale);
+		if ((rv = Hello(names.HelloDomain, false)) is not null)
+			return Error(addr, rv);
+		alarm.Set(10 * scale);
+		if ((rv = MailFrom()) is not null)
+			return Error(addr, rv);
+		for (var i = 0; i < o.Rcpts.Length; i++) {
+			var trv = RcptTo(o.Rcpts[i]);
+			if (trv is not null) {
+				if (rv != Status.Giveup)
+					rv = trv;	// the worst so far
+				errs[i] = reply.TrimEnd('\n');
+			} else
+				ok++;
+		}
+		if (ok == 0 || rv == Status.Retry)
+			return Error(addr, rv);
+		if (o.Ping) {
+			Quit(null);
+			return null;
+		}
+		var drv = Data();
+		if (drv is not null)
+			return Error(addr, drv);
+		Quit(null);
+		if (ok == o.Rcpts.Length)
+			return null;
+		// some recipients failed, the others got the message
+		err.WriteLine($"{PlanTime.Ctime(DateTime.Now)} connect to {addr}:");
+		for (var i = 0; i < errs.Length; i++) {
+			if (errs[i] is not { } e)
+				continue;
+			Syslog.Log("smtp.fail", $"delivery to {o.Rcpts[i]} at {addr} failed: {e}");
+			err.WriteLine($"  mail to {o.Rcpts[i]} failed: {e}");
+		}
+		return Status.Giveup;
+	}
+
+	/// <summary>Total failure (smtp.md §11.2): the last reply on stderr and in smtp.fail, QUIT, the status.</summary>
+	string? Error(string addr, string? rv)
+	{
+		var r = reply.EndsWith('\n') ? reply[..^1] : reply;
+		Syslog.Log("smtp.fail", $"{(o.Ping ? "ping" : "delivery")} to {addr} failed: {r}");
+		err.WriteLine($"{PlanTime.Ctime(DateTime.Now)} connect to {addr}:\n{r}");
+		if (net is not null)
+			Quit(rv);
+		return rv;
+	}
+
+	// ---- the protocol ----
+
+	/// <summary>Sends one command line; trace shows it unless it is a secret (then traceAs).</summary>
+	void Send(string line, string? traceAs = null)
+	{
+		Trace(traceAs ?? line);
+		try {
+			net!.Write(Encoding.Latin1.GetBytes(line + "\r\n"));
+			net.Flush();
+		} catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException) {
+			Closed();
+		}
+	}
+
+	/// <summary>A write to a closed connection (the original's "closed pipe" note).</summary>
+	void Closed()
+	{
+		err.WriteLine($"smtp timeout: connection closed to {o.DestAddr}");
+		if (alarm.Quitting) {
+			Syslog.Log("smtp.fail", $"closed pipe to {o.DestAddr}");
+			Environment.Exit(Program.Exit(alarm.QuitStatus));
+		}
+		Environment.Exit(Program.Exit(Status.Retry));
+	}
+
+	int ReadByte()
+	{
+		if (rpos >= rlen) {
+			try {
+				rlen = net!.Read(rbuf, 0, rbuf.Length);
+			} catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException) {
+				rlen = 0;
+			}
+			rpos = 0;
+			if (rlen <= 0)
+				return -1;
+		}
+		return rbuf[rpos++];
+	}
+
+	/// <summary>One line without CR LF (a lone CR stays); null at the end of the connection.</summary>
+	string? ReadLine()
+	{
+		var sb = new StringBuilder();
+		for (;;) {
+			var c = ReadByte();
+			if (c < 0) {
+				reply += sb + "connection closed unexpectedly by remote system\n";
+				return null;
+			}
+			if (c == '\n')
+				break;
+			sb.Append((char)c);
+		}
+		if (sb.Length > 0 && sb[^1] == '\r')
+			sb.Length--;
+		var line = sb.ToString();
+		Trace(line);
+		reply += line + "\n";
+		return line;
+	}
+
+	/// <summary>Reads a reply into <see cref="reply"/>; its class (the first digit of the last line), or -1.</summary>
+	int GetReply()
+	{
+		reply = "";
+		for (;;) {
+			var line = ReadLine();
+			if (line is null)
+				return -1;
+			if (line.Length < 3 || !char.IsAsciiDigit(line[0]) || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2]))
+				return -1;
+			if (line.Length < 4 || line[3] != '-')
+				return line[0] - '0';
+		}
+	}
+
+	static string? Outcome(int cls) => cls switch { 2 => null, 5 => Status.Giveup, _ => Status.Retry };
+
+	/// <summary>Greeting (unless encrypted: after STARTTLS), EHLO or HELO, then STARTTLS or AUTH as the reply offers.</summary>
+	string? Hello(string me, bool encrypted)
+	{
+		if (!encrypted) {
+			if (o.Avoidant) {	// -A: the server waits for us to talk first
+				Send("NOOP");
+				GetReply();
+			}
+			if (Outcome(GetReply()) is { } g)
+				return g;
+		}
+		Send("EHLO " + me);
+		var cls = GetReply();
+		if (cls == 5) {
+			Send("HELO " + me);
+			cls = GetReply();
+		}
+		if (Outcome(cls) is { } h)
+			return h;
+		foreach (var raw in reply.Split('\n')) {
+			var s = raw.ToUpperInvariant();
+			if (!encrypted && o.Secure && s is "250-STARTTLS" or "250 STARTTLS")
+				return StartTls(me);
+			if (o.Auth && (encrypted || o.Insecure) && (s.StartsWith("250 AUTH", StringComparison.Ordinal) || s.StartsWith("250-AUTH", StringComparison.Ordinal)))
+				return DoAuth(s.Length > 9 ? s[9..] : "");
+		}
+		return null;
+	}
+
+	/// <summary>STARTTLS, the handshake, the thumbprint check (smtp.md §5), then the dialogue again.</summary>
+	string? StartTls(string me)
+	{
+		Send("STARTTLS");
+		if (GetReply() != 2)
+			return Status.Giveup;
+		rpos = rlen = 0;	// nothing the server sent before the handshake counts
+		byte[]? der = null;
+		var tls = new SslStream(net!, leaveInnerStreamOpen: false, (_, cert, _, _) => {
+			der = cert?.GetRawCertData();
+			return true;	// the thumbprint is the whole trust decision, checked below
+		});
+		try {
+			tls.AuthenticateAsClient(new SslClientAuthenticationOptions {
+				TargetHost = mxname is { } m && !System.Net.IPAddress.TryParse(m, out _) ? m : ddomain,
+				EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+				CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+			});
+		} catch (Exception e) when (e is AuthenticationException or IOException) {
+			Syslog.Log("smtp", $"tlsClient to {ddomain}: {e.Message}");
+			reply = $"tlsClient to {ddomain}: {e.Message}\n";
+			net = null;
+			return Status.Giveup;
+		}
+		net = tls;
+		if (der is null) {
+			reply = $"tlsClient to {ddomain}: no server certificate\n";
+			return Status.Giveup;
+		}
+		if (!o.OkUnknownCert) {
+			var sha1 = Thumbprints.Sha1(der);
+			var trusted = Thumbprints.Load(out var terr);
+			if (trusted is null) {
+				// decisions #14: say which file is missing and what -o does
+				Syslog.Log("smtp", $"bad thumbprints in {Thumbprints.File9}: {terr}");
+				reply = $"{terr}: cannot check the certificate of {ddomain} (x509 sha1={sha1});"
+					+ $" add that line to {Thumbprints.File9}, or use -o to accept unknown certificates\n";
+				return Status.Giveup;
+			}
+			if (!trusted.Ok(der)) {
+				var line = $"remote cert. has bad thumbprint: x509 sha1={sha1} server={ddomain}";
+				Syslog.Log("smtp", line);
+				reply = line + "\n";
+				return Status.Giveup;
+			}
+		}
+		Syslog.Log("smtp", $"started TLS to {ddomain}");
+		return Hello(me, true);
+	}
+
+	/// <summary>AUTH LOGIN, else PLAIN (smtp.md §7), with a password from factotum.</summary>
+	string? DoAuth(string methods)
+	{
+		var user = o.User ?? LoginName();
+		var server = ddomain;
+		(string User, string Password)? found;
+		try {
+			found = Factotums.Open(Trace).GetPassword(server, user);
+		} catch (IOException e) {
+			reply = $"cannot get a password from factotum: {e.Message}\n";
+			return Status.Retry;
+		}
+		if (found is not { } key) {
+			reply = $"cannot find a password: no factotum key proto=pass service=smtp server={Factotum.Quote(server)} user={Factotum.Quote(user)}\n";
+			return Status.Giveup;
+		}
+		static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+		if (methods.Contains("LOGIN", StringComparison.Ordinal)) {
+			Send("AUTH LOGIN");
+			if (GetReply() is var c1 && c1 != 3)
+				return AuthFailed(c1);
+			Send(B64(key.User));
+			if (GetReply() is var c2 && c2 != 3)
+				return AuthFailed(c2);
+			Send(B64(key.Password), "<password>");
+			if (GetReply() is var c3 && c3 != 2)
+				return AuthFailed(c3);
+			return null;
+		}
+		if (methods.Contains("PLAIN", StringComparison.Ordinal)) {
+			Send("AUTH PLAIN " + B64($"\0{key.User}\0{key.Password}"), "AUTH PLAIN <credentials>");
+			if (GetReply() is var c && c != 2)
+				return AuthFailed(c);
+			return null;
+		}
+		reply = $"no supported AUTH method in: {methods}\n";
+		return "No supported AUTH method";
+	}
+
+	// decisions #14: 5xx is permanent, 4xx (and anything else) retry
+	static string AuthFailed(int cls) => cls == 5 ? Status.Giveup : Status.Retry;
+
+	static string LoginName()
+	{
+		var u = Environment.GetEnvironmentVariable("user");
+		return string.IsNullOrEmpty(u) ? Environment.UserName : u;
+	}
+
+	string? MailFrom()
+	{
+		if (from == "/dev/null")
+			Send("MAIL FROM:<>");
+		else if (from.Contains('@'))
+			Send($"MAIL FROM:<{from}>");
+		else
+			Send($"MAIL FROM:<{from}@{names.HostDomain}>");
+		return Outcome(GetReply());
+	}
+
+	string? RcptTo(string rcpt)
+	{
+		var s = Addr.BangToAt(Addr.Unescape(rcpt));
+		if (!s.Contains('@'))
+			s += "@" + ddomain;
+		toLine = toLine is null ? s : toLine + ", " + s;
+		Send($"RCPT TO:<{s}>");
+		alarm.Set(10 * o.Scale);
+		return Outcome(GetReply());
+	}
+
+	/// <summary>DATA, the converted message streamed from stdin, the final dot.</summary>
+	string? Data()
+	{
+		var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, from);
+		conv.ReadHeader();
+		alarm.Set(20 * o.Scale);
+		Send("DATA");
+		var cls = GetReply();
+		if (cls != 3)
+			return cls == 5 ? Status.Giveup : Status.Retry;
+		long n;
+		var output = new BufferedStream(o.Debug ? new TeeStream(net!, Console.OpenStandardError()) : net!, 1 << 16);
+		try {
+			n = conv.Write(output, toLine, () => alarm.Set(10 * o.Scale));
+			output.Write(conv.LastWasLf ? ".\r\n"u8 : "\r\n.\r\n"u8);
+			output.Flush();
+		} catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException) {
+			Closed();
+			return Status.Retry;
+		}
+		alarm.Set(10 * o.Scale);
+		if (Outcome(GetReply()) is { } rv)
+			return rv;
+		Syslog.Log("smtp", $"{from} sent {n} bytes to {toLine}");
+		return null;
+	}
+
+	/// <summary>QUIT; the reply is read and ignored. While waiting, the alarm ends the run with rv.</summary>
+	void Quit(string? rv)
+	{
+		if (net is null)
+			return;
+		alarm.Quitting = true;
+		alarm.QuitStatus = rv;
+		alarm.Set(60 * o.Scale);
+		Send("QUIT");
+		GetReply();
+	}
+}
+
+/// <summary>Writes to the connection and, for -d, to stderr.</summary>
+sealed class TeeStream(Stream a, Stream b) : Stream
+{
+	public override bool CanRead => false;
+	public override bool CanSeek => false;
+	public override bool CanWrite => true;
+	public override long Length => throw new NotSupportedException();
+	public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+	public override void Flush()
+	{
+		a.Flush();
+		b.Flush();
+	}
+	public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+	public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+	public override void SetLength(long value) => throw new NotSupportedException();
+	public override void Write(byte[] buffer, int offset, int count)
+	{
+		a.Write(buffer, offset, count);
+		b.Write(buffer, offset, count);
+	}
+	public override void Write(ReadOnlySpan<byte> buffer)
+	{
+		a.Write(buffer);
+		b.Write(buffer);
+	}
+}

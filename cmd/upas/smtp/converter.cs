@@ -1,0 +1,191 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Upas.Smtp;
+
+/// <summary>
+/// The converted message (smtp.md §8): the header is read (at most <see cref="MaxHeader"/> bytes) and parsed,
+/// then Message-ID:, From:, To:, Date: are added when missing, the fields written with their addresses
+/// rewritten, and the body streamed through in chunks: memory stays bounded whatever the message size.
+/// Input CR LF is taken as LF (the original sent CR CR LF); every LF goes out as CR LF, dot-stuffed.
+/// </summary>
+sealed class Converter(Stream input, string hostdomain, string from)
+{
+	/// <summary>A header longer than this is cut at a line end; the rest passes through as it is.</summary>
+	public const int MaxHeader = 1 << 20;
+	const int Chunk = 1 << 16;
+
+	readonly LfReader reader = new(input);
+	ParsedHeader? header;
+	string text = "";
+
+	/// <summary>Reads and parses the header; done once, before the first <see cref="Write"/>.</summary>
+	public void ReadHeader()
+	{
+		if (header is not null)
+			return;
+		var buf = new MemoryStream();
+		while (buf.Length < MaxHeader) {
+			var line = reader.ReadLine(MaxHeader - (int)buf.Length);
+			if (line.Length == 0)
+				break;
+			buf.Write(line);
+			if (line.Length == 1 && line[0] == '\n')
+				break;	// the empty line that ends the header
+			if (line[^1] != '\n')
+				break;	// end of input, or a line longer than what is left of the window
+		}
+		text = Encoding.Latin1.GetString(buf.GetBuffer(), 0, (int)buf.Length);
+		header = Rfc822.Parse(text, (a, bracketed) => Addr.Header(a, bracketed, hostdomain));
+	}
+
+	/// <summary>The From: line's value when the header has no originator (smtp.md §8.3 item 2).</summary>
+	public string FromLine => from == "/dev/null" ? "Postmaster@" + hostdomain : from.Contains('@') ? from : from + "@" + hostdomain;
+
+	/// <summary>Writes the converted message to out (CR LF, dot-stuffed, no final dot). toLine: the RCPT list, for a
+	/// synthesized To: (never under -f). onChunk runs before each chunk of the body is read (the alarm is re-armed).
+	/// Returns the byte count of the success log line.</summary>
+	public long Write(Stream output, string? toLine, Action? onChunk)
+	{
+		ReadHeader();
+		var h = header!;
+		var w = new DataWriter(output);
+		long n = 0;
+		void Add(string line)
+		{
+			w.Write(Encoding.Latin1.GetBytes(line + "\n"));
+			n += line.Length + 2;
+		}
+		if (!h.HasMessageId)
+			Add($"Message-ID: <{MessageId()}@{hostdomain}>");
+		if (!h.HasOriginator)
+			Add("From: " + FromLine);
+		if (!h.HasDestination && toLine is not null)
+			Add(toLine.StartsWith('@') ? $"To: <{toLine}>" : "To: " + toLine);
+		if (!h.HasDate && h.EnvelopeDate is not null)
+			Add("Date: " + h.EnvelopeDate);
+		foreach (var f in h.Fields) {
+			var b = Encoding.Latin1.GetBytes(f.Text + "\n");
+			w.Write(b);
+			n += b.Length;
+		}
+		var rest = text.AsSpan(h.Consumed);
+		if (rest.Length == 0 || rest[0] != '\n')
+			w.Write("\n"u8);
+		var rb = Encoding.Latin1.GetBytes(rest.ToString());
+		w.Write(rb);
+		n += rb.Length;
+		var chunk = new byte[Chunk];
+		for (;;) {
+			onChunk?.Invoke();
+			var k = reader.Read(chunk);
+			if (k == 0)
+				break;
+			w.Write(chunk.AsSpan(0, k));
+			n += k;
+		}
+		LastWasLf = w.LastWasLf;
+		return n;
+	}
+
+	/// <summary>Whether the last byte written was an LF (decides how the final dot is sent).</summary>
+	public bool LastWasLf { get; private set; } = true;
+
+	/// <summary>32 lower-case hex digits from a strong random source.</summary>
+	static string MessageId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+}
+
+/// <summary>LF → CR LF and a doubled '.' at the start of every line; the header's and the body's bytes alike.</summary>
+sealed class DataWriter(Stream output)
+{
+	public bool LastWasLf { get; private set; } = true;
+
+	public void Write(ReadOnlySpan<byte> b)
+	{
+		var start = 0;
+		for (var i = 0; i < b.Length; i++) {
+			var c = b[i];
+			if (c == '\n') {
+				output.Write(b[start..i]);
+				output.Write("\r\n"u8);
+				start = i + 1;
+				LastWasLf = true;
+				continue;
+			}
+			if (LastWasLf && c == '.') {
+				output.Write(b[start..i]);
+				output.Write("."u8);	// and the dot itself goes out with the rest
+				start = i;
+			}
+			LastWasLf = false;
+		}
+		output.Write(b[start..]);
+	}
+}
+
+/// <summary>Standard input with CR LF read as LF (a lone CR stays), by lines for the header, by chunks for the body.</summary>
+sealed class LfReader(Stream s)
+{
+	readonly byte[] buf = new byte[1 << 16];
+	int pos, len;
+	bool eof;
+
+	bool Fill()
+	{
+		if (pos < len)
+			return true;
+		if (eof)
+			return false;
+		pos = len = 0;
+		var n = s.Read(buf, 0, buf.Length);
+		if (n == 0) {
+			eof = true;
+			return false;
+		}
+		len = n;
+		return true;
+	}
+
+	// The next byte, CR LF folded into LF; -1 at the end.
+	int Next()
+	{
+		if (!Fill())
+			return -1;
+		var c = buf[pos++];
+		if (c == '\r' && Fill() && buf[pos] == '\n') {
+			pos++;
+			return '\n';
+		}
+		return c;
+	}
+
+	/// <summary>A line with its LF, or what is left before the end of input, at most max bytes; empty at the end.</summary>
+	public byte[] ReadLine(int max)
+	{
+		var m = new MemoryStream();
+		while (m.Length < max) {
+			var c = Next();
+			if (c < 0)
+				break;
+			m.WriteByte((byte)c);
+			if (c == '\n')
+				break;
+		}
+		return m.ToArray();
+	}
+
+	/// <summary>Up to dst.Length bytes; 0 at the end.</summary>
+	public int Read(Span<byte> dst)
+	{
+		var n = 0;
+		while (n < dst.Length) {
+			if (n > 0 && pos >= len)
+				break;	// hand over what we have rather than wait for more
+			var c = Next();
+			if (c < 0)
+				break;
+			dst[n++] = (byte)c;
+		}
+		return n;
+	}
+}
