@@ -201,11 +201,19 @@ sealed class Client : IDisposable
 	readonly TcpClient? tcp;
 	readonly MemoryStream pending = new();
 	readonly byte[] buf = new byte[65536];
+	readonly bool borrowed;
 
 	public Client(Process p)
 	{
 		proc = p;
 		s = new DuplexPipe(p.StandardOutput.BaseStream, p.StandardInput.BaseStream);
+	}
+
+	/// <summary>A client over a stream someone else set up (inside TLS, say); disposing it leaves the stream open.</summary>
+	public Client(Stream stream)
+	{
+		s = stream;
+		borrowed = true;
 	}
 
 	public Client(IPEndPoint ep)
@@ -242,12 +250,18 @@ sealed class Client : IDisposable
 			var left = deadline - DateTime.Now;
 			if (left <= TimeSpan.Zero)
 				throw new TimeoutException("no reply from smtpd");
-			var t = s.ReadAsync(buf, 0, buf.Length);
-			if (!t.Wait(left))
-				throw new TimeoutException("no reply from smtpd");
-			if (t.Result == 0)
+			int n;
+			try {
+				var t = s.ReadAsync(buf, 0, buf.Length);
+				if (!t.Wait(left))
+					throw new TimeoutException("no reply from smtpd");
+				n = t.Result;
+			} catch (AggregateException e) when (e.InnerException is IOException) {
+				n = 0; // a reset connection, or a TLS stream cut short, is the end too
+			}
+			if (n == 0)
 				return pending.Length > 0 ? Encoding.Latin1.GetString(pending.ToArray()) : null;
-			pending.Write(buf, 0, t.Result);
+			pending.Write(buf, 0, n);
 		}
 	}
 
@@ -271,6 +285,8 @@ sealed class Client : IDisposable
 
 	public void Dispose()
 	{
+		if (borrowed)
+			return;
 		try {
 			s.Dispose();
 		} catch (IOException) {

@@ -62,8 +62,7 @@ public class TlsTests
 	internal sealed class TlsLines : IDisposable
 	{
 		readonly SslStream ssl;
-		readonly MemoryStream pending = new();
-		readonly byte[] buf = new byte[16384];
+		readonly Client lines;
 
 		public TlsLines(Stream inner, SslProtocols protocols = SslProtocols.None)
 		{
@@ -75,66 +74,21 @@ public class TlsTests
 			});
 			if (!hs.Wait(30_000))
 				throw new TimeoutException("TLS handshake did not finish");
+			lines = new Client(ssl);
 		}
 
 		public SslProtocols Protocol => ssl.SslProtocol;
 
 		public string Thumbprint => ssl.RemoteCertificate!.GetCertHashString();
 
-		public void Send(string text)
-		{
-			ssl.Write(Encoding.Latin1.GetBytes(text));
-			ssl.Flush();
-		}
+		public void Send(string text) => lines.Send(text);
 
 		/// <summary>One reply line; null at the end of the connection (a close_notify or the TCP end).</summary>
-		public string? Line(int timeoutMs = 30_000)
-		{
-			var deadline = DateTime.Now.AddMilliseconds(timeoutMs);
-			while (true) {
-				var data = pending.GetBuffer().AsSpan(0, (int)pending.Length);
-				var lf = data.IndexOf((byte)'\n');
-				if (lf >= 0) {
-					var line = Encoding.Latin1.GetString(data[..lf]).TrimEnd('\r');
-					var rest = data[(lf + 1)..].ToArray();
-					pending.SetLength(0);
-					pending.Write(rest);
-					return line;
-				}
-				var left = deadline - DateTime.Now;
-				if (left <= TimeSpan.Zero)
-					throw new TimeoutException("no reply from smtpd");
-				int n;
-				try {
-					var t = ssl.ReadAsync(buf, 0, buf.Length);
-					if (!t.Wait(left))
-						throw new TimeoutException("no reply from smtpd");
-					n = t.Result;
-				} catch (AggregateException e) when (e.InnerException is IOException) {
-					n = 0;
-				}
-				if (n == 0)
-					return pending.Length > 0 ? Encoding.Latin1.GetString(pending.ToArray()) : null;
-				pending.Write(buf, 0, n);
-			}
-		}
+		public string? Line(int timeoutMs = 30_000) => lines.Line(timeoutMs);
 
-		public List<string> Reply()
-		{
-			var lines = new List<string>();
-			while (Line() is { } l) {
-				lines.Add(l);
-				if (l.Length < 4 || l[3] != '-')
-					break;
-			}
-			return lines;
-		}
+		public List<string> Reply() => lines.Reply();
 
-		public string Ask(string cmd)
-		{
-			Send(cmd + "\r\n");
-			return string.Join("\n", Reply());
-		}
+		public string Ask(string cmd) => lines.Ask(cmd);
 
 		public void Dispose() => ssl.Dispose();
 	}
