@@ -155,20 +155,27 @@ sealed class Tree : IDisposable
 
 	public RunResult Run(byte[] input, IEnumerable<string> flags, IDictionary<string, string>? env, bool netdir = true)
 	{
-		using var p = Process.Start(Start(flags, env, netdir))!;
+		var (outp, err, exit) = Exec(Start(flags, env, netdir), input);
+		return new RunResult(Encoding.Latin1.GetString(outp), exit, err);
+	}
+
+	/// <summary>Runs a program with all of input on its stdin at once; its stdout, stderr and exit status.</summary>
+	public static (byte[] Out, string Err, int Exit) Exec(ProcessStartInfo psi, byte[] input)
+	{
+		using var p = Process.Start(psi)!;
 		var outTask = ReadAll(p.StandardOutput.BaseStream);
 		var errTask = p.StandardError.ReadToEndAsync();
 		try {
 			p.StandardInput.BaseStream.Write(input);
 			p.StandardInput.Close();
 		} catch (IOException) {
-			// smtpd hung up before reading everything (Liar!, -k): that is the behaviour under test
+			// the program hung up before reading everything (Liar!, -k): that is the behaviour under test
 		}
 		if (!p.WaitForExit(60_000)) {
 			p.Kill(true);
-			Assert.Fail("smtpd did not exit within 60 s");
+			Assert.Fail($"{Path.GetFileName(psi.FileName)} did not exit within 60 s");
 		}
-		return new RunResult(Encoding.Latin1.GetString(outTask.Result), p.ExitCode, errTask.Result);
+		return (outTask.Result, errTask.Result, p.ExitCode);
 	}
 
 	static async Task<byte[]> ReadAll(Stream s)

@@ -17,23 +17,8 @@ public class Rfc822Tests
 		return s[0] == '@' && !bracketed ? "<" + s + ">" : s;
 	}
 
-	// smtp.md §6.1.
-	static string BangToAt(string a)
-	{
-		var f = a.Split('!');
-		if (f.Length == 1)
-			return a;
-		var d = 0;
-		while (d < f.Length - 1 && f[d].Contains('.'))
-			d++;
-		var sb = new StringBuilder();
-		if (d > 1)
-			sb.Append('@').AppendJoin(",@", f[..(d - 1)]).Append(':');
-		sb.AppendJoin('!', f[d..]);
-		if (d >= 1)
-			sb.Append('@').Append(f[d - 1]);
-		return sb.ToString();
-	}
+	// smtp.md §6.1: the client's own conversion.
+	static string BangToAt(string a) => Upas.Smtp.Addr.BangToAt(a);
 
 	// What smtpd writes: the fields, then the rest verbatim.
 	static string SmtpdOut(string input)

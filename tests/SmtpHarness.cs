@@ -56,26 +56,8 @@ static class Smtp
 
 	public static SmtpRun Run(Tree t, byte[] input, IEnumerable<string> args, IDictionary<string, string>? env)
 	{
-		using var p = Process.Start(Start(t, args, env))!;
-		var outTask = ReadAll(p.StandardOutput.BaseStream);
-		var errTask = p.StandardError.ReadToEndAsync();
-		try {
-			p.StandardInput.BaseStream.Write(input);
-			p.StandardInput.Close();
-		} catch (IOException) {
-		}
-		if (!p.WaitForExit(60_000)) {
-			p.Kill(true);
-			Assert.Fail("smtp did not exit within 60 s");
-		}
-		return new SmtpRun(outTask.Result, errTask.Result, p.ExitCode);
-	}
-
-	static async Task<byte[]> ReadAll(Stream s)
-	{
-		var m = new MemoryStream();
-		await s.CopyToAsync(m);
-		return m.ToArray();
+		var (outp, err, exit) = Tree.Exec(Start(t, args, env), input);
+		return new SmtpRun(outp, err, exit);
 	}
 
 	/// <summary>A self-signed server certificate with its key, usable by SslStream.</summary>
