@@ -160,7 +160,7 @@ sealed class Tree : IDisposable
 	}
 
 	/// <summary>Runs a program with all of input on its stdin at once; its stdout, stderr and exit status.</summary>
-	public static (byte[] Out, string Err, int Exit) Exec(ProcessStartInfo psi, byte[] input)
+	public static (byte[] Out, string Err, int Exit) Exec(ProcessStartInfo psi, byte[] input, int limitMs = 60_000)
 	{
 		using var p = Process.Start(psi)!;
 		var outTask = ReadAll(p.StandardOutput.BaseStream);
@@ -171,9 +171,9 @@ sealed class Tree : IDisposable
 		} catch (IOException) {
 			// the program hung up before reading everything (Liar!, -k): that is the behaviour under test
 		}
-		if (!p.WaitForExit(60_000)) {
+		if (!p.WaitForExit(limitMs)) {
 			p.Kill(true);
-			Assert.Fail($"{Path.GetFileName(psi.FileName)} did not exit within 60 s");
+			Assert.Fail($"{Path.GetFileName(psi.FileName)} did not exit within {limitMs / 1000} s");
 		}
 		return (outTask.Result, errTask.Result, p.ExitCode);
 	}

@@ -240,6 +240,20 @@ public class SmtpClientTests
 	}
 
 	[Test]
+	public void SilentServerTimesOutAsRetry()
+	{
+		// the alarm's unit is 10 s under -p: a server that never greets is given 10 units (smtp.md §10)
+		using var t = NewTree();
+		using var s = new ScriptServer { Greeting = null };
+		var sw = System.Diagnostics.Stopwatch.StartNew();
+		var r = Smtp.Run(t, Encoding.Latin1.GetBytes(""), ["-p", D, s.Dial, "alice", "bob@example.org"], null, limitMs: 150_000);
+		Assert.That(sw.Elapsed.TotalSeconds, Is.InRange(95, 140));
+		Assert.That(r.Exit, Is.EqualTo(2));
+		Assert.That(r.Err, Is.EqualTo($"smtp timeout: connection to {s.Dial} timed out\nRetry, Temporary Failure\n"));
+		Assert.That(t.Log("smtp.fail"), Is.EqualTo(new[] { $"interrupt: {s.Dial}: alarm" }));
+	}
+
+	[Test]
 	public void ConnectionRefusedIsRetry()
 	{
 		using var t = NewTree();

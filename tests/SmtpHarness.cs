@@ -54,9 +54,9 @@ static class Smtp
 
 	public static SmtpRun Run(Tree t, string input, params string[] args) => Run(t, Encoding.Latin1.GetBytes(input), args, null);
 
-	public static SmtpRun Run(Tree t, byte[] input, IEnumerable<string> args, IDictionary<string, string>? env)
+	public static SmtpRun Run(Tree t, byte[] input, IEnumerable<string> args, IDictionary<string, string>? env, int limitMs = 60_000)
 	{
-		var (outp, err, exit) = Tree.Exec(Start(t, args, env), input);
+		var (outp, err, exit) = Tree.Exec(Start(t, args, env), input, limitMs);
 		return new SmtpRun(outp, err, exit);
 	}
 
