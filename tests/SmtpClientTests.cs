@@ -62,6 +62,19 @@ public class SmtpClientTests
 	}
 
 	[Test]
+	public void FromCarriesTheFullNameOfALocalSender()
+	{
+		// root's GECOS name, whatever this machine calls it; a user unknown here gets none
+		var gecos = File.ReadAllLines("/etc/passwd").First(l => l.StartsWith("root:")).Split(':')[4].Split(',')[0];
+		using var t = NewTree();
+		var r = Smtp.Run(t, "x\n", "-f", "-h", "mail.example.com", ".example.com", "tcp!mx", "root");
+		var want = gecos.Length > 0 ? $"From: \"{gecos}\" <root@mail.example.com>" : "From: root@mail.example.com";
+		Assert.That(r.Out.Split("\r\n")[1], Is.EqualTo(want));
+		var u = Smtp.Run(t, "x\n", "-f", "-h", "mail.example.com", ".example.com", "tcp!mx", "nosuchuser9");
+		Assert.That(u.Out.Split("\r\n")[1], Is.EqualTo("From: nosuchuser9@mail.example.com"));
+	}
+
+	[Test]
 	public void FilterMessageIdsDiffer()
 	{
 		using var t = NewTree();

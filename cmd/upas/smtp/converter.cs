@@ -40,7 +40,33 @@ sealed class Converter(Stream input, string hostdomain, string from)
 	}
 
 	/// <summary>The From: line's value when the header has no originator (smtp.md §8.3 item 2).</summary>
-	public string FromLine => from == "/dev/null" ? "Postmaster@" + hostdomain : from.Contains('@') ? from : from + "@" + hostdomain;
+	public string FromLine => from == "/dev/null" ? "Postmaster@" + hostdomain
+		: from.Contains('@') ? from
+		: FullName(from) is { } name ? $"{name} <{from}@{hostdomain}>"
+		: from + "@" + hostdomain;
+
+	/// <summary>
+	/// The user's name from the passwd GECOS field (plan9port's choice; Plan 9 read /adm/keys.who) as a
+	/// quoted phrase, RFC 2047-encoded when it is not ASCII; null when there is none.
+	/// </summary>
+	static string? FullName(string user)
+	{
+		Mono.Unix.Native.Passwd? pw;
+		try {
+			pw = Mono.Unix.Native.Syscall.getpwnam(user);
+		} catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) {
+			return null;
+		}
+		var name = pw?.pw_gecos?.Split(',')[0].Trim();
+		if (string.IsNullOrEmpty(name) || name.Any(c => c < ' '))
+			return null;
+		if (name.All(c => c < 0x7f))
+			return "\"" + name.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+		var q = new StringBuilder("=?utf-8?q?");
+		foreach (var b in Encoding.UTF8.GetBytes(name))
+			q.Append(b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z' or >= (byte)'0' and <= (byte)'9' ? ((char)b).ToString() : b == ' ' ? "_" : $"={b:X2}");
+		return q.Append("?=").ToString();
+	}
 
 	/// <summary>Writes the converted message to out (CR LF, dot-stuffed, no final dot). toLine: the RCPT list, for a
 	/// synthesized To: (never under -f). onChunk runs before each chunk of the body is read (the alarm is re-armed).
