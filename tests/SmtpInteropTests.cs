@@ -47,6 +47,43 @@ public class SmtpInteropTests
 		Assert.That(t.Log("smtp"), Is.EqualTo(new[] { $"alice sent {Encoding.Latin1.GetByteCount(Msg) + "From: alice@gnot.cs.bell-labs.com\r\nTo: bob@example.com, carol@example.com\r\n".Length} bytes to bob@example.com, carol@example.com" }));
 	}
 
+	/// <summary>smtp -a against our smtpd -a -c: STARTTLS with the thumbprint checked, AUTH with the password from
+	/// $HOME/lib/factotum or from a factotum speaking 9P in $NAMESPACE.</summary>
+	[TestCase(false)]
+	[TestCase(true)]
+	public void AuthOverStartTlsThroughSmtpd(bool ninep)
+	{
+		using var t = NewTree();
+		var cert = TlsTests.Certs.Make("mx.9fans.net");
+		t.Write("/sys/lib/tls/smtpd.pem", TlsTests.Certs.Pem(cert), 0x180);
+		t.Write("/mail/lib/smtpd.keys", "key proto=pass service=smtp user=glenda !password='s3 cret'\n", 0x180);
+		t.Write("/sys/lib/tls/smtp", $"x509 sha1={cert.GetCertHashString()} cn=mx.9fans.net\n");
+		using var srv = new SocketServer(t, ["-a", "-c", t.P("/sys/lib/tls/smtpd.pem")]);
+		var dial = $"tcp!127.0.0.1!{srv.Endpoint.Port}";
+		const string key = "key proto=pass service=smtp server=127.0.0.1 user=glenda !password='s3 cret'\n";
+		var env = new Dictionary<string, string>();
+		NinepServer? factotum = null;
+		if (ninep) {
+			var ns = t.P("/tmp/ns");
+			Directory.CreateDirectory(ns);
+			File.SetUnixFileMode(ns, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+			factotum = new NinepServer(Path.Join(ns, "factotum"), key);
+			env["NAMESPACE"] = ns;
+		} else
+			t.Write("/usr/glenda/lib/factotum", key);
+		using (factotum) {
+			var r = Smtp.Run(t, Encoding.Latin1.GetBytes(Msg), ["-a", D, dial, "alice", "bob@example.com"], env);
+			Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+			Assert.That(t.Captures(), Has.Count.EqualTo(1));
+			var log = t.Log();
+			Assert.That(log, Does.Contain($"started TLS with {Me}"));
+			Assert.That(log, Has.Some.Match(@"^auth\((LOGIN|PLAIN), \(protected\)\) from " + Regex.Escape(Me) + "$"));
+			Assert.That(string.Join("\n", t.Log("smtp")), Does.Contain($"started TLS to"));
+			if (factotum is not null)
+				Assert.That(factotum.Log, Has.Some.Contains("server=127.0.0.1"));
+		}
+	}
+
 	[Test]
 	public void SmtpdRefusesAnUnknownRelay()
 	{
