@@ -18,7 +18,7 @@ public class FlagTests
 		using var t = new Tree();
 		var r = t.Run(Encoding.Latin1.GetBytes(""), ["-x"], null);
 		Assert.That(r.Exit, Is.EqualTo(1));
-		Assert.That(r.Err, Is.EqualTo("usage: smtpd [-adDfghprs] [-c cert] [-k ip] [-m mailer] [-n net]\n"));
+		Assert.That(r.Err, Is.EqualTo("usage: smtpd [-adDfghprs] [-c cert] [-k ip] [-L dialstring] [-m mailer] [-n net]\n"));
 		Assert.That(r.Out, Is.Empty);
 	}
 

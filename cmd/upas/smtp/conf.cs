@@ -44,6 +44,10 @@ sealed class Conf
 
 	/// <summary>sessiontimeout SECONDS [2700 = 45 min]: bound on a whole transaction, as the original's alarm.</summary>
 	public int SessionTimeout = 2700;
+	/// <summary>maxsessions N: sessions the -L listener serves at once; more get 421 [100].</summary>
+	public int MaxSessions = 100;
+	/// <summary>maxperip N: sessions the -L listener serves at once for one client address [10].</summary>
+	public int MaxPerIp = 10;
 
 	/// <summary>dnsserver ADDR[!PORT], …: resolvers for our DNS look-ups instead of the system's; lines accumulate.</summary>
 	public readonly List<string> DnsServers = [];
@@ -133,6 +137,10 @@ sealed class Conf
 			return Int(args, 1, ref DataTimeout, MaxSeconds);
 		case "sessiontimeout":
 			return Int(args, 1, ref SessionTimeout, MaxSeconds);
+		case "maxsessions":
+			return Int(args, 1, ref MaxSessions);
+		case "maxperip":
+			return Int(args, 1, ref MaxPerIp);
 		default:
 			return "unknown keyword";
 		}

@@ -11,6 +11,7 @@ sealed class Options
 	public bool Greylist;			// -g
 	public string? Domain;			// -h
 	public List<string> Kill { get; } = [];	// -k
+	public List<string> Listen { get; } = [];	// -L: serve these dial strings ourselves
 	public const string DefaultMailer = "/bin/upas/send";
 	public string Mailer = DefaultMailer;	// -m, as given
 	bool mailerGiven;
@@ -19,7 +20,7 @@ sealed class Options
 	public bool VerifySenderDom;		// -r
 	public bool SaveBlocked;		// -s
 
-	public const string Usage = "usage: smtpd [-adDfghprs] [-c cert] [-k ip] [-m mailer] [-n net]";
+	public const string Usage = "usage: smtpd [-adDfghprs] [-c cert] [-k ip] [-L dialstring] [-m mailer] [-n net]";
 
 	/// <summary>Parses the flags; null on a usage error.</summary>
 	public static Options? Parse(string[] argv)
@@ -49,6 +50,11 @@ sealed class Options
 				if (a.Value() is not { } k)
 					return null;
 				o.Kill.Add(k);
+				break;
+			case 'L':
+				if (a.Value() is not { } ds)
+					return null;
+				o.Listen.Add(ds);
 				break;
 			case 'm':
 				if (a.Value() is not { } m)

@@ -10,6 +10,8 @@ static class Program
 			Console.Error.WriteLine(Options.Usage);
 			return 1;
 		}
+		if (opt.Listen.Count > 0)
+			return await Listener.RunAsync(opt);
 		var conn = NetConn.Open(opt.NetDir, out var err);
 		if (conn is null) {
 			Console.Error.WriteLine($"smtpd: can't get remote system's address: {err}");
