@@ -212,6 +212,28 @@ public class RunqTests
 		Assert.That(Files("alice").Concat(Files("bob")), Is.Empty);
 	}
 
+	/// <summary>The default tree's remotemail → our smtp → our smtpd behind socat → the recording mailer.</summary>
+	[Test]
+	public void RemotemailThroughSmtpAndSmtpd()
+	{
+		using var srv = new SocketServer(t, []);
+		File.Copy(Path.Join(Repo.Dir, "mail/lib/remotemail"), t.P("/mail/lib/remotemail"));
+		File.SetUnixFileMode(t.P("/mail/lib/remotemail"), (UnixFileMode)0x1ed);
+		// our smtp, told a dotted name for EHLO: the tree's sysname is smtpd's own (a client claiming it is hung up on)
+		t.Write("/bin/upas/smtp", $"#!/bin/sh\nh=$1 d=$2\nshift 2\nexec {Repo.Bin("smtp")} \"$h\" \"$d\" .cs.bell-labs.com \"$@\"\n", 0x1ed);
+		// the sending domain comes from the sender (an RFC 2606 name in EHLO would be a Liar to smtpd)
+		var id = Enqueue("alice", "alice@gnot.cs.bell-labs.com", $"tcp!127.0.0.1!{srv.Endpoint.Port}", "bob@example.com");
+		var r = Runq("-a", "/mail/queue", "/mail/lib/remotemail");
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		Assert.That(Files("alice"), Is.Empty, t.Read("/sys/log/smtpd"));
+		Assert.That(t.Log("smtpd"), Has.Some.Contains("ehlo from 127.0.0.1 as testhost.cs.bell-labs.com"));
+		var caps = t.Captures();
+		Assert.That(caps, Has.Count.EqualTo(1));
+		Assert.That(caps[0].Args[^1], Is.EqualTo("example.com!bob"));
+		Assert.That(caps[0].Text, Does.Contain($"Subject: test {id}\n"));
+		Assert.That(t.Log("runq"), Does.Contain($"alice/C.{id}: execing '{t.P("/mail/lib/remotemail")}' 'smtp' 'alice@gnot.cs.bell-labs.com' 'tcp!127.0.0.1!{srv.Endpoint.Port}' 'bob@example.com'"));
+	}
+
 	[Test]
 	public void UsageErrors()
 	{
