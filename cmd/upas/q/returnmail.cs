@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Upas.Runq;
+
+/// <summary>
+/// The bounce of a job that failed for good (mailer.md §5, "by runq"): a MIME message from postmaster with
+/// the reason and the E. file's text, the original message attached, given to ROOT/bin/upas/send with
+/// upasname=/dev/null so that it can never bounce back.
+/// </summary>
+static class ReturnMail
+{
+	public static string SendPath => Root.Path9("/bin/upas/send");
+
+	/// <summary>Sends the bounce; failures are logged through logit (the job is removed all the same, as Plan 9's runq does).</summary>
+	public static void Send(Action<string> logit, List<string> av, string dfile, string efile, string status)
+	{
+		if (av.Count < 3) {
+			logit("runq - dumping bad file");
+			return;
+		}
+		var sender = av[2];
+		if (!Returnable(sender)) {
+			logit("runq - dumping p to p mail");
+			return;
+		}
+		logit("returning");
+		var psi = new ProcessStartInfo(SendPath) {
+			UseShellExecute = false,
+			RedirectStandardInput = true,
+		};
+		psi.ArgumentList.Add(sender);
+		psi.Environment["upasname"] = "/dev/null";
+		try {
+			using var p = Process.Start(psi)!;
+			try {
+				p.StandardInput.BaseStream.Write(Message(av, dfile, efile, status));
+				p.StandardInput.Close();
+			} catch (IOException) {
+			}
+			p.WaitForExit();
+			if (p.ExitCode != 0) {
+				Syslog.Log(Program.Log, $"returnmail child: exit {p.ExitCode}");
+				logit("returnmail child failed");
+			}
+		} catch (System.ComponentModel.Win32Exception e) {
+			Syslog.Log(Program.Log, $"returnmail: can't exec {SendPath}: {e.Message}");
+			logit("returnmail failed");
+		}
+	}
+
+	/// <summary>Whether a bounce may go to sender: not to /dev/null (bulk) nor to postmaster (no loops).</summary>
+	internal static bool Returnable(string sender) =>
+		sender.Length > 0 && sender != "/dev/null" && !sender.EndsWith("!/dev/null", StringComparison.Ordinal) && sender != "postmaster";
+
+	/// <summary>The bounce: "Your request ``tag dest rcpts… '' failed (code status)." and the E. file, then the message.</summary>
+	internal static byte[] Message(List<string> av, string dfile, string efile, string status)
+	{
+		var boundary = "upas-" + string.Concat(Enumerable.Range(0, 26).Select(_ => (char)('a' + Random.Shared.Next(26))));
+		var text = new StringBuilder();
+		var tag = av[1].Length > 20 ? av[1][..20] : av[1];
+		text.Append($"Your request ``{tag} ");
+		foreach (var w in av.Skip(3))
+			text.Append(w).Append(' ');
+		text.Append($"'' failed (code {status}).\nThe symptom was:\n\n");
+		if (File.Exists(efile))
+			text.Append(Encoding.Latin1.GetString(File.ReadAllBytes(efile)));
+
+		var m = new MemoryStream();
+		void Put(string s) => m.Write(Encoding.Latin1.GetBytes(s));
+		var now = DateTimeOffset.Now;
+		Put($"From: postmaster\nTo: {av[2]}\nSubject: permanent failure\n");
+		Put($"Date: {now:ddd, d MMM yyyy HH:mm:ss} {(now.Offset < TimeSpan.Zero ? '-' : '+')}{now.Offset:hhmm}\n");
+		Put($"MIME-Version: 1.0\nContent-Type: multipart/mixed;\n\tboundary=\"{boundary}\"\nContent-Disposition: inline\n\n");
+		Put($"This is a multi-part message in MIME format.\n--{boundary}\n");
+		Put("Content-Disposition: inline\nContent-Type: text/plain; charset=\"US-ASCII\"\nContent-Transfer-Encoding: 7bit\n\n");
+		Put(text.ToString());
+		if (text[^1] != '\n')
+			Put("\n");
+		Put($"--{boundary}\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n");
+		var data = File.Exists(dfile) ? File.ReadAllBytes(dfile) : [];
+		var start = 0;
+		if (data.AsSpan().StartsWith("From "u8)) {
+			// the queue's envelope line is not part of the RFC 822 message
+			var nl = Array.IndexOf(data, (byte)'\n');
+			start = nl < 0 ? data.Length : nl + 1;
+		}
+		m.Write(data, start, data.Length - start);
+		if (data.Length > start && data[^1] != '\n')
+			Put("\n");
+		Put($"--{boundary}--\n");
+		return m.ToArray();
+	}
+}
