@@ -231,6 +231,7 @@ public partial class SendTests
 		using var t = NewTree("glenda");
 		Assert.That(Send(t, "", "-x", "glenda"), Is.EqualTo(("local!glenda\n", "", 0)));
 		Assert.That(Send(t, "", "-x", "example.com!glenda").Out, Is.EqualTo("local!glenda\n"));
+		Assert.That(Send(t, "", "-x", "localhost!glenda").Out, Is.EqualTo("local!glenda\n"));
 		Assert.That(Send(t, "", "-x", "bob").Out, Is.EqualTo("unknown user: bob\n"));
 		Assert.That(Send(t, "", "-x", "example.com!bob").Out, Is.EqualTo("unknown user: example.com!bob\n"));
 		Assert.That(Send(t, "", "-x", "example.net!bob").Out, Is.EqualTo("example.net!bob\n"));
@@ -280,6 +281,51 @@ public partial class SendTests
 		for (var i = 0; i < 100 && !File.Exists(t.P("/runq.args")); i++)
 			Thread.Sleep(100);
 		Assert.That(File.ReadAllText(t.P("/runq.args")), Is.EqualTo($"-a\n{t.P("/mail/queue")}\n{t.P("/mail/lib/remotemail")}\n"));
+	}
+
+	[Test]
+	public void MktreeMakesMailboxesAndInstallsValidateaddress()
+	{
+		using var t = new Tree();
+		Directory.CreateDirectory(t.P("/mail/box/ken"));
+		var psi = new ProcessStartInfo("bash") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+		psi.ArgumentList.Add(Path.Join(Repo.Dir, "sys/lib/upas/mktree"));
+		psi.ArgumentList.Add(t.Dir);
+		var (_, err, exit) = Tree.Exec(psi, []);
+		Assert.That((exit, err), Is.EqualTo((0, "")));
+		foreach (var u in new[] { "glenda", "ken" }) {
+			Assert.That(File.ReadAllBytes(t.P($"/mail/box/{u}/mbox")), Is.Empty);
+			Assert.That((int)File.GetUnixFileMode(t.P($"/mail/box/{u}/mbox")), Is.EqualTo(0x192), "mbox mode 0622");
+		}
+		Assert.That((int)File.GetUnixFileMode(t.P("/mail/lib/validateaddress")) & 0x49, Is.EqualTo(0x49), "validateaddress executable");
+		Assert.That(File.Exists(t.P("/sys/log/mail")), Is.True);
+		Assert.That(Directory.Exists(t.P("/mail/queue")), Is.True);
+	}
+
+	[Test]
+	public void ValidateaddressAsksSend()
+	{
+		using var t = NewTree("glenda");
+		Directory.CreateDirectory(t.P("/bin/upas"));
+		File.CreateSymbolicLink(t.P("/bin/upas/send"), Repo.Bin("send"));
+		File.Copy(Path.Join(Repo.Dir, "mail/lib/validateaddress"), t.P("/mail/lib/validateaddress"));
+		int Run(string rcpt, bool withEnv)
+		{
+			var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+			psi.ArgumentList.Add(t.P("/mail/lib/validateaddress"));
+			psi.ArgumentList.Add(rcpt);
+			if (withEnv)
+				psi.Environment["PLAN9"] = t.Dir;
+			else
+				psi.Environment.Remove("PLAN9");
+			return Tree.Exec(psi, []).Exit;
+		}
+		Assert.That(Run("example.com!glenda", true), Is.EqualTo(0));
+		Assert.That(Run("example.com!nobody", true), Is.Not.EqualTo(0));
+		Assert.That(Run("example.net!bob", true), Is.EqualTo(0));
+		// without $PLAN9 the tree is the one the script is in
+		Assert.That(Run("glenda", false), Is.EqualTo(0));
+		Assert.That(Run("nobody", false), Is.Not.EqualTo(0));
 	}
 
 	[Test]

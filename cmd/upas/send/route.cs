@@ -15,7 +15,7 @@ sealed class Route
 	/// <summary>Remote: the host (net!host in the control file).</summary>
 	public string Host { get; private init; } = "";
 
-	/// <summary>The system name, "local", and the smtpd.conf ourdomains and defaultdomain.</summary>
+	/// <summary>The system name, "local", "localhost", and the smtpd.conf ourdomains and defaultdomain.</summary>
 	public sealed class LocalNames
 	{
 		readonly List<string> names = [];
@@ -24,6 +24,7 @@ sealed class Route
 		{
 			names.Add(sysname.ToLowerInvariant());
 			names.Add("local");
+			names.Add("localhost");
 			string text;
 			try {
 				text = File.ReadAllText(Root.Path9("/mail/lib/smtpd.conf"));
