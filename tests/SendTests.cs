@@ -226,6 +226,21 @@ public partial class SendTests
 	}
 
 	[Test]
+	public void TemporaryFailureIsExitOneNeverABounce()
+	{
+		using var t = NewTree("bob", "glenda");
+		Directory.CreateDirectory(t.P("/mail/box/bob/mbox")); // cannot be appended to
+		var r = Send(t, "From glenda Mon Nov 24 01:21:00 EST 2025 remote from \nSubject: x\n\nhi\n", "-r", "bob");
+		Assert.That(r.Exit, Is.EqualTo(1));
+		Assert.That(r.Err, Does.StartWith("Mail mail file cannot be opened"));
+		Assert.That(File.Exists(t.P("/mail/box/glenda/mbox")), Is.False, "no bounce: smtpd says 450 and the client retries");
+		File.WriteAllText(t.P("/mail/queue"), ""); // the queue cannot be made
+		r = Send(t, Env + "Subject: x\n\nhi\n", "-r", "example.net!carol");
+		Assert.That(r.Exit, Is.EqualTo(1));
+		Assert.That(r.Err, Does.StartWith("Mail "));
+	}
+
+	[Test]
 	public void DashXAnswers()
 	{
 		using var t = NewTree("glenda");
