@@ -1,0 +1,64 @@
+using System.Runtime.InteropServices;
+using Mono.Unix.Native;
+
+namespace Upas.Send;
+
+/// <summary>The few system calls Mono.Posix lacks, and whole-buffer writes.</summary>
+static partial class Posix
+{
+	public const int LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+
+	[LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+	private static partial int flock_(int fd, int op);
+
+	public static int Flock(int fd, int op)
+	{
+		int r;
+		do
+			r = flock_(fd, op);
+		while (r < 0 && Marshal.GetLastPInvokeError() == (int)Errno.EINTR);
+		return r;
+	}
+
+	/// <summary>Writes all of data; false on an error.</summary>
+	public static unsafe bool WriteAll(int fd, ReadOnlySpan<byte> data)
+	{
+		fixed (byte* p = data) {
+			var off = 0;
+			while (off < data.Length) {
+				var n = Syscall.write(fd, p + off, (ulong)(data.Length - off));
+				if (n < 0) {
+					if (Stdlib.GetLastError() == Errno.EINTR)
+						continue;
+					return false;
+				}
+				off += (int)n;
+			}
+		}
+		return true;
+	}
+
+	/// <summary>fsync of a directory, so that the names created in it are durable.</summary>
+	public static bool SyncDir(string dir)
+	{
+		var fd = Syscall.open(dir, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC);
+		if (fd < 0)
+			return false;
+		try {
+			return Syscall.fsync(fd) == 0;
+		} finally {
+			Syscall.close(fd);
+		}
+	}
+
+	public static string Err() => Stdlib.strerror(Stdlib.GetLastError());
+
+	/// <summary>The invoking user's login name (the queue subdirectory, the default sender).</summary>
+	public static string UserName()
+	{
+		var pw = Syscall.getpwuid(Syscall.geteuid());
+		if (pw is not null && !string.IsNullOrEmpty(pw.pw_name))
+			return pw.pw_name;
+		return Environment.UserName;
+	}
+}

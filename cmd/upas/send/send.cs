@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Upas.Send;
+
+/// <summary>
+/// upas/send: the mailer smtpd hands messages to (mailer.md §1, §7).
+///	send -r rcpt…	deliver the message on stdin: local users to /mail/box/user/mbox, others queued
+///			for runq; undeliverable recipients are bounced to the sender, exit 0.
+///	send rcpt…	the same, but failures are reported on stderr with exit 1 instead of bounced.
+///	send -x addr…	print what each address resolves to: local!user, host!user, or "unknown user: addr".
+/// A mailbox is a directory: mkdir $PLAN9/mail/box/ken && touch $PLAN9/mail/box/ken/mbox
+/// </summary>
+static class Program
+{
+	static int Main(string[] argv)
+	{
+		try {
+			return Run(argv);
+		} catch (TempFail e) {
+			Console.Error.WriteLine("Mail " + e.Message);
+			return 1;
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException or OutOfMemoryException) {
+			Console.Error.WriteLine("Mail " + e.Message);
+			return 1;
+		}
+	}
+
+	static int Usage()
+	{
+		Console.Error.WriteLine("usage: send [-r] rcpt... | send -x addr...");
+		return 1;
+	}
+
+	static int Run(string[] argv)
+	{
+		bool rflag = false, xflag = false;
+		var a = new Args("send", argv);
+		for (char c; (c = a.Next()) != '\0';) {
+			switch (c) {
+			case 'r': rflag = true; break;
+			case 'x': xflag = true; break;
+			default: return Usage();
+			}
+		}
+		var rcpts = a.Rest;
+		if (rcpts.Length == 0)
+			return Usage();
+		var sys = SysName.Get();
+		var local = new Route.LocalNames(sys);
+		if (xflag) {
+			var o = new StringBuilder();
+			foreach (var r in rcpts) {
+				var rt = Route.Of(r, local);
+				o.Append(rt.What switch {
+					Route.Kind.Local => "local!" + rt.User,
+					Route.Kind.Remote => rt.Host + "!" + rt.User,
+					_ => "unknown user: " + r,
+				}).Append('\n');
+			}
+			Console.Out.Write(o.ToString());
+			return 0;
+		}
+
+		var input = ReadInput();
+		var now = DateTime.Now;
+		var user = Environment.GetEnvironmentVariable("upasname") is { Length: > 0 } un ? un : Posix.UserName();
+		var msg = Message.Parse(input, user, now);
+		var failed = Deliver(msg, rcpts, local, sys, now);
+		if (failed.Count == 0)
+			return 0;
+		if (!rflag) {
+			foreach (var (r, why) in failed)
+				Console.Error.WriteLine($"send: {r}: {why}");
+			return 1;
+		}
+		if (msg.Bulk)
+			return 0; // never bounced: Precedence: bulk or an unreturnable sender
+		var bounce = Bounce.Make(msg, failed, Domain(sys), now);
+		var back = Deliver(bounce, [msg.Sender], local, sys, now);
+		// a bounce that cannot be delivered either is only logged (its sender is /dev/null)
+		_ = back;
+		return 0;
+	}
+
+	static byte[] ReadInput()
+	{
+		using var stdin = Console.OpenStandardInput();
+		var m = new MemoryStream();
+		var buf = new byte[65536];
+		int n;
+		while ((n = stdin.Read(buf, 0, buf.Length)) > 0) {
+			m.Write(buf, 0, n);
+			if (m.Length > Message.MaxSize) {
+				Console.Error.WriteLine("mail refused: message too long");
+				Environment.Exit(1);
+			}
+		}
+		return m.ToArray();
+	}
+
+	/// <summary>The domain of postmaster in bounces: smtpd.conf's defaultdomain, else the system name.</summary>
+	static string Domain(string sys)
+	{
+		try {
+			foreach (var line in File.ReadAllLines(Root.Path9("/mail/lib/smtpd.conf"))) {
+				var t = ConfTokens.Split(line);
+				if (t.Count >= 2 && t[0] == "defaultdomain")
+					return t[1];
+			}
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+		}
+		return sys;
+	}
+
+	/// <summary>Delivers or queues msg for each recipient; the ones that failed for good, with the reason.</summary>
+	static List<(string, string)> Deliver(Message msg, IEnumerable<string> rcpts, Route.LocalNames local, string sys, DateTime now)
+	{
+		var failed = new List<(string, string)>();
+		var boxes = new List<string>();
+		var hosts = new Dictionary<string, List<Route>>(StringComparer.OrdinalIgnoreCase);
+		var hostOrder = new List<string>();
+		foreach (var r in rcpts) {
+			var rt = Route.Of(r, local);
+			switch (rt.What) {
+			case Route.Kind.Local:
+				if (!boxes.Contains(rt.User))
+					boxes.Add(rt.User);
+				break;
+			case Route.Kind.Remote:
+				if (!hosts.TryGetValue(rt.Host, out var l)) {
+					hosts[rt.Host] = l = [];
+					hostOrder.Add(rt.Host);
+				}
+				if (!l.Any(x => x.User == rt.User))
+					l.Add(rt);
+				break;
+			default:
+				failed.Add((r, "unknown user"));
+				LogError(r, msg, "unknown user");
+				break;
+			}
+		}
+		byte[]? entry = boxes.Count > 0 ? msg.MboxEntry() : null;
+		foreach (var u in boxes) {
+			Mbox.Append(u, entry!);
+			Syslog.Log("mail", $"delivered {u} From {msg.Sender} {msg.Date} {msg.Body.Length}");
+		}
+		if (hostOrder.Count > 0) {
+			var data = msg.QueueData(sys);
+			foreach (var h in hostOrder) {
+				var users = hosts[h];
+				Queue.Enqueue(msg.Sender, h, users.Select(x => x.User), data);
+				foreach (var rt in users)
+					Syslog.Log("mail", $"remote {rt.Host}!{rt.User} From {msg.Sender} {msg.Date} {msg.Body.Length}");
+			}
+			StartRunq();
+		}
+		return failed;
+	}
+
+	/// <summary>"error addr From sender date" and "error+ why" as one entry of /sys/log/mail (mailer.md §6).</summary>
+	static void LogError(string addr, Message msg, string why)
+	{
+		var line = Syslog.Format(Syslog.SysName, DateTime.Now, $"error {addr} From {msg.Sender} {msg.Date}");
+		AppendFile.Write(Root.Path9("/sys/log/mail"), [.. line, .. Encoding.UTF8.GetBytes($"error+ {why.Replace('\n', ' ')}\n")]);
+	}
+
+	/// <summary>Starts ROOT/bin/upas/runq -a ROOT/mail/queue ROOT/mail/lib/remotemail in the background, if there is one.</summary>
+	static void StartRunq()
+	{
+		var runq = Root.Path9("/bin/upas/runq");
+		if (!File.Exists(runq))
+			return;
+		try {
+			var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+			psi.ArgumentList.Add("-c");
+			// detached from smtpd's pipes (it waits for the end of our stderr) and from our session
+			psi.ArgumentList.Add("if command -v setsid >/dev/null 2>&1; then set -- setsid \"$@\"; fi; \"$@\" </dev/null >/dev/null 2>&1 &");
+			psi.ArgumentList.Add("sh");
+			foreach (var w in new[] { runq, "-a", Queue.Root9, Root.Path9("/mail/lib/remotemail") })
+				psi.ArgumentList.Add(w);
+			psi.RedirectStandardError = false;
+			using var p = Process.Start(psi);
+			p?.WaitForExit(10_000);
+		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {
+			Syslog.Log("mail", $"cannot start runq: {e.Message}");
+		}
+	}
+}
