@@ -83,7 +83,7 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 			return;
 		}
 		var av = new List<string> { o.Cmd };
-		av.AddRange(Words(File.ReadAllText(Name('C'), Encoding.UTF8)));
+		av.AddRange(Words(lk.ReadAll()));
 
 		if (!o.NoPacing && !o.NoGiveup && now - dtime > o.Giveup) {
 			ReturnMail.Send(ev => Logit(ev, av), av, Name('D'), Name('E'), "Giveup");
@@ -96,7 +96,7 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 		}
 
 		Logit("execing", av);
-		var (status, retry) = Exec(av);
+		var (status, retry) = Exec(av, lk);
 		if (status is null) {
 			Remove();
 			return;
@@ -152,53 +152,57 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 	}
 
 	/// <summary>
-	/// Runs cmd with stdin the D. file and stderr appended to the E. file. Exit 0 → (null, false);
-	/// 2 or death by a signal → retry; anything else is a permanent failure (plan9port's convention).
+	/// Runs cmd with stdin the D. file and stderr appended to the E. file (the files themselves, as Plan 9
+	/// does, so a command outliving a killed runq still reads all of the message and leaves its words),
+	/// holding the job's lock and told the job's name in $runqjob. Exit 0 → (null, false); 2 or death by
+	/// a signal → retry; anything else is a permanent failure (plan9port's convention).
 	/// </summary>
-	(string? Status, bool Retry) Exec(List<string> av)
+	(string? Status, bool Retry) Exec(List<string> av, JobLock lk)
 	{
-		var psi = new ProcessStartInfo(av[0]) {
-			UseShellExecute = false,
-			RedirectStandardInput = true,
-			RedirectStandardError = true,
-		};
-		foreach (var a in av.Skip(1))
+		if (!File.Exists(av[0]) || !File.GetUnixFileMode(av[0]).HasFlag(UnixFileMode.UserExecute)) {
+			File.AppendAllText(Name('E'), $"runq: can't exec {av[0]}: not an executable file\n");
+			return ($"can't exec {av[0]} - Retry", true);
+		}
+		// sh only opens the files and execs the command: the redirections are the command's own descriptors
+		var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+		psi.ArgumentList.Add("-c");
+		psi.ArgumentList.Add("d=$1 e=$2; shift 2; exec \"$@\" <\"$d\" 2>>\"$e\"");
+		psi.ArgumentList.Add("runq");
+		psi.ArgumentList.Add(Name('D'));
+		psi.ArgumentList.Add(Name('E'));
+		foreach (var a in av)
 			psi.ArgumentList.Add(a);
-		using var efile = new FileStream(Name('E'), new FileStreamOptions {
-			Mode = FileMode.Append,
-			Access = FileAccess.Write,
-			UnixCreateMode = (UnixFileMode)0x1b6, // 0666, less the umask
-		});
+		psi.Environment["runqjob"] = Name('C');
+		if (!File.Exists(Name('E')))
+			CreateErrorFile();
 		Process p;
 		try {
-			p = Process.Start(psi)!;
+			p = lk.Inherit(() => Process.Start(psi)!);
 		} catch (System.ComponentModel.Win32Exception e) {
-			var msg = Encoding.UTF8.GetBytes($"runq: can't exec {av[0]}: {e.Message}\n");
-			efile.Write(msg);
+			File.AppendAllText(Name('E'), $"runq: can't exec {av[0]}: {e.Message}\n");
 			return ($"can't exec {av[0]} - Retry", true);
 		}
 		using (p) {
-			var errs = p.StandardError.BaseStream.CopyToAsync(efile);
-			try {
-				using var d = File.OpenRead(Name('D'));
-				d.CopyTo(p.StandardInput.BaseStream);
-			} catch (IOException) {
-				// the command did not read all of the message: its exit status decides
-			}
-			try {
-				p.StandardInput.Close();
-			} catch (IOException) {
-			}
 			p.WaitForExit();
-			errs.Wait();
 			return p.ExitCode switch {
 				0 => (null, false),
 				1 => ("Permanent Failure", false),
 				2 => ("Retry, Temporary Failure", true),
+				126 or 127 => ($"can't exec {av[0]} - Retry", true),
 				> 128 => ($"killed by signal {p.ExitCode - 128} - Retry", true),
 				var n => ($"exit {n}", false),
 			};
 		}
+	}
+
+	/// <summary>E.id, mode 0666 less the umask, as Plan 9's runq creates it.</summary>
+	void CreateErrorFile()
+	{
+		using var _ = new FileStream(Name('E'), new FileStreamOptions {
+			Mode = FileMode.Append,
+			Access = FileAccess.Write,
+			UnixCreateMode = (UnixFileMode)0x1b6,
+		});
 	}
 
 	/// <summary>Removes the job: the control file first (the job is then no one's to run), then its other files.</summary>

@@ -1,34 +1,76 @@
+using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 
 namespace Upas.Runq;
 
 /// <summary>
-/// An exclusive fcntl lock on a job's control file, taken without waiting. It is held by this process
-/// only (never inherited by the command), dies with it, and is checked against the name after locking:
-/// a C. file removed by the runq that held it before us is not ours to run.
+/// An exclusive flock on a job's control file, taken without waiting, and checked against the name after
+/// locking: a C. file removed by the runq that held it before us is not ours to run. The queue command
+/// inherits a duplicate (Inherit), so the lock lives until both runq and the command are gone: a runq
+/// killed in the middle of a transfer leaves the job locked until its smtp has finished with it.
 /// </summary>
-sealed class JobLock : IDisposable
+sealed partial class JobLock : IDisposable
 {
+	const int LOCK_EX = 2, LOCK_NB = 4;
 	int fd;
 
 	JobLock(int fd) => this.fd = fd;
 
+	[LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+	private static partial int Flock(int fd, int op);
+
 	/// <summary>The lock on path, or null when another process holds it or the file is gone.</summary>
 	public static JobLock? Try(string path)
 	{
-		var fd = Syscall.open(path, OpenFlags.O_RDWR | OpenFlags.O_CLOEXEC);
+		var fd = Syscall.open(path, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC);
 		if (fd < 0)
 			return null;
-		var fl = new Flock { l_type = LockType.F_WRLCK, l_whence = SeekFlags.SEEK_SET, l_start = 0, l_len = 0 };
 		int r;
 		do
-			r = Syscall.fcntl(fd, FcntlCommand.F_SETLK, ref fl);
-		while (r < 0 && Stdlib.GetLastError() == Errno.EINTR);
+			r = Flock(fd, LOCK_EX | LOCK_NB);
+		while (r < 0 && Marshal.GetLastPInvokeError() == (int)Errno.EINTR);
 		if (r < 0 || !SameFile(fd, path)) {
 			Syscall.close(fd);
 			return null;
 		}
 		return new JobLock(fd);
+	}
+
+	/// <summary>The control file's text, read through the locked descriptor (.NET's own opens would meet our flock).</summary>
+	public string ReadAll()
+	{
+		var m = new MemoryStream();
+		var buf = new byte[4096];
+		long n;
+		while (true) {
+			unsafe {
+				fixed (byte* p = buf)
+					n = Syscall.pread(fd, p, (ulong)buf.Length, m.Length);
+			}
+			if (n < 0 && Stdlib.GetLastError() == Errno.EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			m.Write(buf, 0, (int)n);
+		}
+		return System.Text.Encoding.UTF8.GetString(m.GetBuffer(), 0, (int)m.Length);
+	}
+
+	/// <summary>Serialises process creation while a job's lock is inheritable: no other child gets it.</summary>
+	public static readonly object SpawnGate = new();
+
+	/// <summary>Starts a process (start is called under SpawnGate) that inherits this lock: dup clears close-on-exec.</summary>
+	public T Inherit<T>(Func<T> start)
+	{
+		lock (SpawnGate) {
+			var dup = Syscall.dup(fd);
+			try {
+				return start();
+			} finally {
+				if (dup >= 0)
+					Syscall.close(dup);
+			}
+		}
 	}
 
 	/// <summary>Whether path still names the file open on fd (it was not removed or replaced meanwhile).</summary>
@@ -38,7 +80,7 @@ sealed class JobLock : IDisposable
 	public void Dispose()
 	{
 		if (fd >= 0) {
-			Syscall.close(fd); // closing releases the lock
+			Syscall.close(fd); // the lock goes with the last descriptor: ours or the command's
 			fd = -1;
 		}
 	}

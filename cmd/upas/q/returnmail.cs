@@ -25,27 +25,29 @@ static class ReturnMail
 			return;
 		}
 		logit("returning");
-		var psi = new ProcessStartInfo(SendPath) {
-			UseShellExecute = false,
-			RedirectStandardInput = true,
-		};
-		psi.ArgumentList.Add(sender);
-		psi.Environment["upasname"] = "/dev/null";
+		// send reads the bounce from a file, not a pipe: a runq killed meanwhile cannot cut it short
+		var bfile = Path.Join(Path.GetDirectoryName(dfile), "B." + Path.GetFileName(dfile)[2..]);
 		try {
-			using var p = Process.Start(psi)!;
-			try {
-				p.StandardInput.BaseStream.Write(Message(av, dfile, efile, status));
-				p.StandardInput.Close();
-			} catch (IOException) {
+			File.WriteAllBytes(bfile, Message(av, dfile, efile, status));
+			var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+			foreach (var w in new[] { "-c", "b=$1; shift; exec \"$@\" <\"$b\"", "returnmail", bfile, SendPath, sender })
+				psi.ArgumentList.Add(w);
+			psi.Environment["upasname"] = "/dev/null";
+			Process p;
+			lock (JobLock.SpawnGate)
+				p = Process.Start(psi)!;
+			using (p) {
+				p.WaitForExit();
+				if (p.ExitCode != 0) {
+					Syslog.Log(Program.Log, $"returnmail child: exit {p.ExitCode}");
+					logit("returnmail child failed");
+				}
 			}
-			p.WaitForExit();
-			if (p.ExitCode != 0) {
-				Syslog.Log(Program.Log, $"returnmail child: exit {p.ExitCode}");
-				logit("returnmail child failed");
-			}
-		} catch (System.ComponentModel.Win32Exception e) {
-			Syslog.Log(Program.Log, $"returnmail: can't exec {SendPath}: {e.Message}");
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception) {
+			Syslog.Log(Program.Log, $"returnmail: can't run {SendPath}: {e.Message}");
 			logit("returnmail failed");
+		} finally {
+			File.Delete(bfile);
 		}
 	}
 

@@ -62,7 +62,13 @@ static class Program
 			return 0;
 		}
 
+		var feeder = Feeder.Of();
 		var input = ReadInput();
+		// the end of input may be the death of smtpd, not the end of the message: deliver no half
+		if (rflag && feeder.Died()) {
+			Console.Error.WriteLine("send: the sender died before the end of the message; nothing delivered");
+			return 1;
+		}
 		var now = DateTime.Now;
 		var user = Environment.GetEnvironmentVariable("upasname") is { Length: > 0 } un ? un : Posix.UserName();
 		var msg = Message.Parse(input, user, now);

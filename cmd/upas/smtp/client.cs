@@ -142,6 +142,8 @@ sealed class Client(Options o, Names names, string from)
 		var drv = Data();
 		if (drv is not null)
 			return Error(addr, drv);
+		if (ok == o.Rcpts.Length)
+			RunqJob.Delivered();
 		Quit(null);
 		if (ok == o.Rcpts.Length)
 			return null;

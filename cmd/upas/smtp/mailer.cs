@@ -54,6 +54,8 @@ sealed class Mailer : IMessageSink
 		};
 		foreach (var a in args)
 			psi.ArgumentList.Add(a);
+		// who feeds the message: send -r delivers nothing if this process is gone by the end of its input
+		psi.Environment["upasparent"] = Environment.ProcessId.ToString();
 		return psi;
 	}
 
