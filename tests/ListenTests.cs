@@ -81,6 +81,38 @@ public class ListenTests
 	}
 
 	[Test]
+	public void ACrashingSessionEndsAloneAndTheListenerGoesOn()
+	{
+		using var t = new Tree();
+		using var l = new Listening(t, new Dictionary<string, string> { ["smtpdfault"] = "XCRASH" });
+		var a = l.Connect();
+		Greeted(a);
+		Assert.That(a.Ask("HELO client.9fans.net"), Does.StartWith("250 "));
+		var b = l.Connect();
+		Greeted(b);
+		b.Send("XCRASH here\r\n");
+		Assert.That(b.Line(), Is.Null, "the failed session's connection is closed");
+		Assert.That(a.Ask("NOOP"), Is.EqualTo("250 2.0.0 Nothing to see here. Move along ..."));
+		var c = l.Connect();
+		Greeted(c);
+		Assert.That(c.Ask("QUIT"), Is.EqualTo("221 2.0.0 Successful termination"));
+		Assert.That(a.Ask("QUIT"), Is.EqualTo("221 2.0.0 Successful termination"));
+		Assert.That(l.P.HasExited, Is.False);
+		Assert.That(t.Log(), Has.Some.EqualTo("session with 127.0.0.1 failed: InvalidOperationException: $smtpdfault XCRASH"));
+	}
+
+	[Test]
+	public void ACrashingSessionOnStdinIsLoggedWithoutAStackTrace()
+	{
+		using var t = new Tree();
+		var r = t.Run("HELO client.9fans.net\r\nXCRASH\r\n"u8.ToArray(), [], new Dictionary<string, string> { ["smtpdfault"] = "XCRASH" });
+		Assert.That(r.Exit, Is.EqualTo(1));
+		Assert.That(r.Out, Does.Not.Contain("Exception").And.Not.Contain(" at "));
+		Assert.That(r.Err, Is.Empty);
+		Assert.That(t.Log(), Has.Some.EqualTo("session with 127.0.0.2 failed: InvalidOperationException: $smtpdfault XCRASH"));
+	}
+
+	[Test]
 	public void SigtermStopsAcceptingAndLetsSessionsFinish()
 	{
 		using var t = new Tree();

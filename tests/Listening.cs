@@ -11,7 +11,11 @@ sealed class Listening : IDisposable
 	public Process P { get; }
 	public IPEndPoint Endpoint { get; }
 
-	public Listening(Tree t, string bind = "127.0.0.1", params string[] flags)
+	public Listening(Tree t, string bind = "127.0.0.1", params string[] flags) : this(t, null, bind, flags)
+	{
+	}
+
+	public Listening(Tree t, IDictionary<string, string>? env, string bind = "127.0.0.1", params string[] flags)
 	{
 		var addr = IPAddress.Parse(bind);
 		var l = new TcpListener(addr, 0);
@@ -20,7 +24,7 @@ sealed class Listening : IDisposable
 		l.Stop();
 		Endpoint = new IPEndPoint(addr, port);
 		var host = addr.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{bind}]" : bind;
-		var psi = t.Start(["-L", $"tcp!{host}!{port}", .. flags], netdir: false);
+		var psi = t.Start(["-L", $"tcp!{host}!{port}", .. flags], env, netdir: false);
 		P = Process.Start(psi)!;
 		for (var i = 0; i < 400; i++) {
 			if (Listens(port))

@@ -13,6 +13,9 @@ sealed partial class Session
 {
 	const int MaxRejects = 100;
 
+	/// <summary>$smtpdfault: a command word that makes the session fail as a bug would (for testing the listener).</summary>
+	static readonly string? Fault = Environment.GetEnvironmentVariable("smtpdfault") is { Length: > 0 } f ? f : null;
+
 	readonly Options opt;
 	readonly Conf conf;
 	readonly Policy policy;
@@ -138,6 +141,8 @@ sealed partial class Session
 			Reply("500 5.5.2 line too long");
 			return;
 		}
+		if (Fault is not null && line.StartsWith(Fault, StringComparison.OrdinalIgnoreCase))
+			throw new InvalidOperationException($"$smtpdfault {Fault}");
 		var cmd = CmdParser.Parse(line);
 		if (cmd.Error == CmdError.Syntax) {
 			Reply("500 5.5.1 illegal command or bad syntax");

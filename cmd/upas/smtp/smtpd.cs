@@ -17,7 +17,13 @@ static class Program
 			Console.Error.WriteLine($"smtpd: can't get remote system's address: {err}");
 			return 1;
 		}
-		return await Serve(opt, conn);
+		try {
+			return await Serve(opt, conn);
+		} catch (Exception e) {
+			// no stack trace: under inetd stderr is the client's connection
+			Syslog.Log("smtpd", $"session with {conn.Rsys} failed: {e.GetType().Name}: {e.Message}");
+			return 1;
+		}
 	}
 
 	/// <summary>Everything after the connection is known: config, -k, the session.</summary>
