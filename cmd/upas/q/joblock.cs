@@ -1,3 +1,4 @@
+using System.Text;
 using Mono.Unix.Native;
 
 namespace Upas.Runq;
@@ -34,6 +35,30 @@ sealed class JobLock : IDisposable
 	/// <summary>Whether path still names the file open on fd (it was not removed or replaced meanwhile).</summary>
 	static bool SameFile(int fd, string path) =>
 		Syscall.fstat(fd, out var a) == 0 && Syscall.stat(path, out var b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+
+	/// <summary>
+	/// The control file's text, read through the locked fd: opening and closing the file anew (File.ReadAllText)
+	/// would drop the lock, since closing any fd of a file releases the process's fcntl locks on it.
+	/// </summary>
+	public unsafe string ReadText()
+	{
+		var buf = new MemoryStream();
+		var chunk = new byte[4096];
+		long off = 0;
+		while (true) {
+			long n;
+			fixed (byte* p = chunk)
+				n = Syscall.pread(fd, p, (ulong)chunk.Length, off);
+			if (n < 0 && Stdlib.GetLastError() == Errno.EINTR)
+				continue;
+			if (n < 0)
+				throw new IOException(Stdlib.strerror(Stdlib.GetLastError()));
+			if (n == 0)
+				return Encoding.UTF8.GetString(buf.GetBuffer(), 0, (int)buf.Length);
+			buf.Write(chunk, 0, (int)n);
+			off += n;
+		}
+	}
 
 	public void Dispose()
 	{
