@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 using NUnit.Framework;
 
@@ -212,6 +213,24 @@ public class RunqTests
 		Assert.That(Files("alice").Concat(Files("bob")), Is.Empty);
 	}
 
+	[Test]
+	public void AJobStaysLockedWhileItsCommandRuns()
+	{
+		Enqueue("alice", "alice", "net!a.example", "x");
+		// the command starts a second runq on the same job (-E: its E. file is brand new): it must find the job locked
+		t.Write("/nest", $"""
+			#!/bin/sh
+			cat > /dev/null
+			echo "$*" >> {CountFile}
+			[ -f {t.P("/nested")} ] && exit 0
+			touch {t.P("/nested")}
+			{Repo.Bin("runq")} -E -q alice {t.P("/mail/queue")} {t.P("/nest")}
+			""", 0x1ed);
+		Runq("-a", "/mail/queue", t.P("/nest"));
+		Assert.That(Calls(), Has.Length.EqualTo(1));
+		Assert.That(Files("alice"), Is.Empty);
+	}
+
 	/// <summary>The default tree's remotemail → our smtp → our smtpd behind socat → the recording mailer.</summary>
 	[Test]
 	public void RemotemailThroughSmtpAndSmtpd()
@@ -239,5 +258,296 @@ public class RunqTests
 	{
 		Assert.That(Runq("/mail/queue").Exit, Is.Not.EqualTo(0));
 		Assert.That(Runq("-x", "/mail/queue", Cmd).Err, Does.StartWith("usage: runq"));
+	}
+
+	// ---- -n, -s, -l, -r ----
+
+	/// <summary>A queue command that records each call's destination and start and end times (ns) in /spans, sleeping as the sleep file says.</summary>
+	string SpanCmd()
+	{
+		t.Write("/span", """
+			#!/bin/sh
+			d=$(dirname "$0")
+			s=$(date +%s%N)
+			cat > /dev/null
+			sleep $(cat "$d/sleep")
+			echo "$3 $s $(date +%s%N)" >> "$d/spans"
+			""", 0x1ed);
+		return t.P("/span");
+	}
+
+	(string Dest, long Start, long End)[] Spans() =>
+		File.ReadAllLines(t.P("/spans")).Select(l => l.Split(' ')).Select(f => (f[0], long.Parse(f[1]), long.Parse(f[2]))).ToArray();
+
+	/// <summary>The most calls running at one moment.</summary>
+	static int MaxOverlap((string Dest, long Start, long End)[] spans)
+	{
+		var events = spans.SelectMany(s => new[] { (At: s.Start, Step: 1), (At: s.End, Step: -1) })
+			.OrderBy(e => e.At).ThenBy(e => e.Step); // an end before a start at the same instant
+		int now = 0, max = 0;
+		foreach (var e in events)
+			max = Math.Max(max, now += e.Step);
+		return max;
+	}
+
+	void FiveDirectories()
+	{
+		foreach (var u in new[] { "u1", "u2", "u3", "u4", "u5" })
+			Enqueue(u, u, $"net!{u}.example", "r");
+	}
+
+	[Test]
+	public void WithNFiveFiveDirectoriesRunAtOnce()
+	{
+		FiveDirectories();
+		t.Write("/sleep", "2");
+		var r = Runq("-a", "-n", "5", "/mail/queue", SpanCmd());
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		var spans = Spans();
+		Assert.That(spans, Has.Length.EqualTo(5));
+		Assert.That(MaxOverlap(spans), Is.EqualTo(5));
+	}
+
+	[Test]
+	public void WithNOneDirectoriesRunInTurnInNameOrder()
+	{
+		FiveDirectories();
+		t.Write("/sleep", "0.3");
+		Runq("-a", "-n", "1", "/mail/queue", SpanCmd());
+		var spans = Spans();
+		Assert.That(MaxOverlap(spans), Is.EqualTo(1));
+		Assert.That(spans.OrderBy(s => s.Start).Select(s => s.Dest), Is.EqualTo(new[] { "net!u1.example", "net!u2.example", "net!u3.example", "net!u4.example", "net!u5.example" }));
+	}
+
+	[Test]
+	public void NCapsTheWorkers()
+	{
+		FiveDirectories();
+		t.Write("/sleep", "1");
+		Runq("-a", "-n", "2", "/mail/queue", SpanCmd());
+		var spans = Spans();
+		Assert.That(spans, Has.Length.EqualTo(5));
+		Assert.That(MaxOverlap(spans), Is.EqualTo(2));
+	}
+
+	[Test]
+	public void EachDirectoryKeepsItsOwnFailedDestinations()
+	{
+		t.Write("/exit.net!bad.example", "2");
+		foreach (var u in new[] { "alice", "bob" }) {
+			Enqueue(u, u, "net!bad.example", "x");
+			Enqueue(u, u, "net!bad.example", "y");
+		}
+		Runq("-a", "/mail/queue", Cmd);
+		// one try in each directory's pass: bob's is not skipped for alice's failure
+		Assert.That(Calls().Order(), Is.EqualTo(new[] { "smtp alice net!bad.example x", "smtp bob net!bad.example x" }));
+		Assert.That(Files("alice"), Has.Length.EqualTo(5));
+		Assert.That(Files("bob"), Has.Length.EqualTo(5));
+	}
+
+	[DllImport("libc", EntryPoint = "open", SetLastError = true)]
+	static extern int Open(string path, int flags);
+
+	[DllImport("libc", EntryPoint = "flock", SetLastError = true)]
+	static extern int Flock(int fd, int op);
+
+	[DllImport("libc", EntryPoint = "close")]
+	static extern int Close(int fd);
+
+	const int O_DIRECTORY = 0x10000, LOCK_EX = 2, LOCK_NB = 4;
+
+	/// <summary>Another runq's -s lock on a queue directory, from this process (flock belongs to the open file, so it conflicts).</summary>
+	sealed class HeldDir : IDisposable
+	{
+		readonly int fd;
+
+		public HeldDir(string dir)
+		{
+			fd = Open(dir, O_DIRECTORY);
+			Assert.That(fd, Is.GreaterThanOrEqualTo(0), "open " + dir);
+			Assert.That(Flock(fd, LOCK_EX | LOCK_NB), Is.EqualTo(0), "flock " + dir);
+		}
+
+		public void Dispose() => Close(fd);
+	}
+
+	[Test]
+	public void SSkipsADirectoryLockedByAnotherRunq()
+	{
+		var held = Enqueue("alice", "alice", "net!a.example", "x");
+		Enqueue("bob", "bob", "net!b.example", "y");
+		using (new HeldDir(t.P("/mail/queue/alice"))) {
+			var r = Runq("-a", "-s", "-d", "/mail/queue", Cmd);
+			Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+			Assert.That(Calls(), Is.EqualTo(new[] { "smtp bob net!b.example y" }));
+			Assert.That(Files("alice"), Is.EqualTo(new[] { "C." + held, "D." + held }));
+			Assert.That(r.Err, Does.Contain("runq: alice: locked by another runq, skipped"));
+
+			// as in Plan 9, -s only matters with -a: one directory is run whoever holds it
+			Runq("-s", "-q", "alice", "/mail/queue", Cmd);
+			Assert.That(Calls(), Has.Length.EqualTo(2));
+			Assert.That(Files("alice"), Is.Empty);
+
+			// and without -s the lock is not looked at
+			Enqueue("alice", "alice", "net!c.example", "z");
+			Runq("-a", "/mail/queue", Cmd);
+			Assert.That(Calls(), Has.Length.EqualTo(3));
+		}
+	}
+
+	[Test]
+	public void SHoldsTheDirectoryForItsPass()
+	{
+		var dir = t.P("/mail/queue/alice");
+		Enqueue("alice", "alice", "net!a.example", "x");
+		Enqueue("alice", "alice", "net!b.example", "y");
+		// the command tries the lock as a second runq would: 75 when it is taken
+		t.Write("/held", $"""
+			#!/bin/sh
+			cat > /dev/null
+			flock -n -E 75 {dir} true
+			echo $? >> {t.P("/heldlog")}
+			""", 0x1ed);
+		Runq("-a", "-s", "/mail/queue", t.P("/held"));
+		Assert.That(t.Read("/heldlog"), Is.EqualTo("75\n75\n"));
+		using (new HeldDir(dir)) { } // released at the end of the run
+		Runq("-a", "/mail/queue", t.P("/held"));
+		Assert.That(Files("alice"), Is.Empty);
+	}
+
+	string LoadFile => t.P("/mail/queue/.runqload");
+
+	/// <summary>The queue command that records the load count it sees while it runs.</summary>
+	string LoadCmd()
+	{
+		t.Write("/loadcmd", $"""
+			#!/bin/sh
+			cat > /dev/null
+			cat {LoadFile} >> {t.P("/seen")}
+			""", 0x1ed);
+		return t.P("/loadcmd");
+	}
+
+	[Test]
+	public void LAtTheLimitRunsNothing()
+	{
+		var id = Enqueue("alice", "alice", "net!a.example", "x");
+		File.WriteAllText(LoadFile, "2\n");
+		var r = Runq("-a", "-l", "2", "/mail/queue", LoadCmd());
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		Assert.That(File.Exists(t.P("/seen")), Is.False);
+		Assert.That(Files("alice"), Is.EqualTo(new[] { "C." + id, "D." + id }));
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("2\n"));
+
+		// under the limit: counted in while it runs, out again at the end
+		r = Runq("-a", "-l", "3", "/mail/queue", LoadCmd());
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		Assert.That(t.Read("/seen"), Is.EqualTo("3\n"));
+		Assert.That(Files("alice"), Is.Empty);
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("2\n"));
+	}
+
+	[Test]
+	public void LIgnoresAStaleCount()
+	{
+		Enqueue("alice", "alice", "net!a.example", "x");
+		File.WriteAllText(LoadFile, "5\n");
+		File.SetLastWriteTimeUtc(LoadFile, DateTime.UtcNow - TimeSpan.FromMinutes(31));
+		var r = Runq("-a", "-l", "2", "/mail/queue", LoadCmd());
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		Assert.That(t.Read("/seen"), Is.EqualTo("1\n"));
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("0\n"));
+	}
+
+	[Test]
+	public void LCreatesTheCountFileMode0666()
+	{
+		Enqueue(Environment.UserName, "me", "net!a.example", "x");
+		var r = Runq("-l", "1", "/mail/queue", LoadCmd());	// without -a too, as Plan 9
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		Assert.That(t.Read("/seen"), Is.EqualTo("1\n"));
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("0\n"));
+		Assert.That(File.GetUnixFileMode(LoadFile), Is.EqualTo((UnixFileMode)0x1b6));
+	}
+
+	[Test]
+	public void WithoutLTheCountFileIsNotTouched()
+	{
+		Enqueue("alice", "alice", "net!a.example", "x");
+		File.WriteAllText(LoadFile, "7\n");
+		Runq("-a", "/mail/queue", LoadCmd());
+		Assert.That(t.Read("/seen"), Is.EqualTo("7\n"));
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("7\n"));
+	}
+
+	[Test]
+	public void AKilledRunqCountsItselfOut()
+	{
+		Enqueue("alice", "alice", "net!a.example", "x");
+		t.Write("/sleep", "3");
+		var psi = new ProcessStartInfo(Repo.Bin("runq")) { UseShellExecute = false };
+		foreach (var a in new[] { "-a", "-l", "5", t.P("/mail/queue"), Cmd })
+			psi.ArgumentList.Add(a);
+		psi.Environment["PLAN9"] = t.Dir;
+		using var p = Process.Start(psi)!;
+		var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+		while (Calls().Length == 0 && DateTime.UtcNow < deadline)
+			Thread.Sleep(50);
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("1\n"));
+		Assert.That(Kill(p.Id, 15), Is.EqualTo(0));
+		Assert.That(p.WaitForExit(10_000), Is.True);
+		Assert.That(File.ReadAllText(LoadFile), Is.EqualTo("0\n"));
+	}
+
+	[DllImport("libc", EntryPoint = "kill")]
+	static extern int Kill(int pid, int sig);
+
+	[Test]
+	public void RLimitsTheCommandsRunPerDirectoryPerPass()
+	{
+		var a = Enumerable.Range(0, 5).Select(i => Enqueue("alice", "alice", $"net!a{i}.example", "x")).ToList();
+		var b = Enumerable.Range(0, 3).Select(i => Enqueue("bob", "bob", $"net!b{i}.example", "y")).ToList();
+		// a job that is not due is not run, so it does not count
+		File.WriteAllText(t.P($"/mail/queue/alice/E.{a[0]}"), "earlier\n");
+		var r = Runq("-a", "-r", "2", "/mail/queue", Cmd);
+		Assert.That(r.Exit, Is.EqualTo(0), r.Err);
+		Assert.That(Calls().Order(), Is.EqualTo(new[] { "smtp alice net!a1.example x", "smtp alice net!a2.example x", "smtp bob net!b0.example y", "smtp bob net!b1.example y" }));
+		Assert.That(Files("alice").Where(f => f.StartsWith("C.")), Is.EqualTo(new[] { "C." + a[0], "C." + a[3], "C." + a[4] }));
+		Assert.That(Files("bob"), Is.EqualTo(new[] { "C." + b[2], "D." + b[2] }));
+
+		// 0 is no limit
+		Runq("-a", "-E", "-r", "0", "/mail/queue", Cmd);
+		Assert.That(Calls(), Has.Length.EqualTo(8));
+		Assert.That(Files("alice").Concat(Files("bob")), Is.Empty);
+	}
+
+	[TestCase("-n", "0")]
+	[TestCase("-n", "x")]
+	[TestCase("-n", "-1")]
+	[TestCase("-l", "x")]
+	[TestCase("-l", "-1")]
+	[TestCase("-r", "x")]
+	[TestCase("-r", "-2")]
+	[TestCase("-t", "x")]
+	[TestCase("-a", "-n")]	// -n takes the root as its value: the command line is short
+	[TestCase("-a", "-l")]
+	[TestCase("-a", "-r")]
+	public void FlagUsageErrors(string f, string v)
+	{
+		Enqueue("alice", "alice", "net!a.example", "x");
+		var r = Runq("-a", f, v, "/mail/queue", Cmd);
+		Assert.That(r.Exit, Is.Not.EqualTo(0));
+		Assert.That(r.Err, Does.StartWith("usage: runq [-adsER] [-q dir] [-l load] [-t hours] [-r nfiles] [-n nprocs] q-root cmd\n"));
+		Assert.That(Calls(), Is.Empty);
+	}
+
+	[TestCase("-n")]
+	[TestCase("-l")]
+	[TestCase("-r")]
+	public void AFlagWithoutItsValue(string f)
+	{
+		var r = Runq(f);
+		Assert.That(r.Exit, Is.Not.EqualTo(0));
+		Assert.That(r.Err, Does.StartWith("usage: runq"));
 	}
 }

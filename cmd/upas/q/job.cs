@@ -3,33 +3,6 @@ using System.Text;
 
 namespace Upas.Runq;
 
-/// <summary>One pass over the queue: the jobs of each directory, and the destinations that failed with Retry so far.</summary>
-sealed class QueueRun(Options o)
-{
-	readonly HashSet<string> badDest = new(StringComparer.Ordinal);
-
-	/// <summary>Runs every C. file of root/subdir, oldest name first.</summary>
-	public void Dir(string subdir)
-	{
-		var dir = Path.Join(o.Root, subdir);
-		string[] ctls;
-		try {
-			ctls = Directory.GetFiles(dir, "C.*");
-		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-			Console.Error.WriteLine($"runq: reading {subdir}: {e.Message}");
-			return;
-		}
-		Array.Sort(ctls, StringComparer.Ordinal);
-		foreach (var c in ctls) {
-			try {
-				new Job(o, subdir, dir, Path.GetFileName(c)).Run(badDest);
-			} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-				Console.Error.WriteLine($"runq: {subdir}/{Path.GetFileName(c)}: {e.Message}");
-			}
-		}
-	}
-}
-
 /// <summary>A queued job: C.&lt;id&gt; (the command words), D.&lt;id&gt; (the message), E.&lt;id&gt; (the errors so far).</summary>
 sealed class Job(Options o, string subdir, string dir, string ctlName)
 {
@@ -52,20 +25,21 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 			Console.Error.WriteLine($"runq: {subdir}/{ctlName}: {msg}");
 	}
 
-	public void Run(HashSet<string> badDest)
+	/// <summary>Runs the job if it is due; true when its command was run, or its exec tried (what -r counts).</summary>
+	public bool Run(HashSet<string> badDest)
 	{
 		// everything is decided under the lock: a second runq either waits its turn or finds the job gone
 		using var lk = JobLock.Try(Name('C'));
 		if (lk is null) {
 			Debug("locked or gone");
-			return;
+			return false;
 		}
 		var ctl = new FileInfo(Name('C'));
 		var data = new FileInfo(Name('D'));
 		if (!data.Exists) {
 			Syslog.Log(Program.Log, $"no data file for {ctlName}");
 			Remove();
-			return;
+			return false;
 		}
 		var now = DateTime.UtcNow;
 		if (ctl.Length == 0) {
@@ -74,32 +48,32 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 				Syslog.Log(Program.Log, $"empty ctl file for {ctlName}");
 				Remove();
 			}
-			return;
+			return false;
 		}
 		var dtime = data.LastWriteTimeUtc;
 		var err = new FileInfo(Name('E'));
 		if (!o.NoPacing && err.Exists && TooSoon(dtime, err.LastWriteTimeUtc, now)) {
 			Debug("too soon after the last error");
-			return;
+			return false;
 		}
 		var av = new List<string> { o.Cmd };
-		av.AddRange(Words(lk.ReadAll()));
+		av.AddRange(Words(lk.ReadText()));
 
 		if (!o.NoPacing && !o.NoGiveup && now - dtime > o.Giveup) {
 			ReturnMail.Send(ev => Logit(ev, av), av, Name('D'), Name('E'), "Giveup");
 			Remove();
-			return;
+			return false;
 		}
 		if (av.Count > 3 && badDest.Contains(av[3])) {
-			Debug($"{av[3]} already failed in this pass");
-			return;
+			Debug($"{av[3]} already failed in this directory's pass");
+			return false;
 		}
 
 		Logit("execing", av);
 		var (status, retry) = Exec(av, lk);
 		if (status is null) {
 			Remove();
-			return;
+			return true;
 		}
 		Syslog.Log(Program.Log, $"message: {status}");
 		if (retry || o.NoGiveup) {
@@ -107,10 +81,11 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 			File.SetLastWriteTimeUtc(Name('E'), DateTime.UtcNow);
 			if (av.Count > 3)
 				badDest.Add(av[3]);
-			return;
+			return true;
 		}
 		ReturnMail.Send(ev => Logit(ev, av), av, Name('D'), Name('E'), status);
 		Remove();
+		return true;
 	}
 
 	/// <summary>Retry pacing from the E. file's age (mailer.md §4.2, the Bell Labs rule).</summary>

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using System.Text;
 using Mono.Unix.Native;
 
 namespace Upas.Runq;
@@ -9,15 +9,11 @@ namespace Upas.Runq;
 /// inherits a duplicate (Inherit), so the lock lives until both runq and the command are gone: a runq
 /// killed in the middle of a transfer leaves the job locked until its smtp has finished with it.
 /// </summary>
-sealed partial class JobLock : IDisposable
+sealed class JobLock : IDisposable
 {
-	const int LOCK_EX = 2, LOCK_NB = 4;
 	int fd;
 
 	JobLock(int fd) => this.fd = fd;
-
-	[LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
-	private static partial int Flock(int fd, int op);
 
 	/// <summary>The lock on path, or null when another process holds it or the file is gone.</summary>
 	public static JobLock? Try(string path)
@@ -25,11 +21,7 @@ sealed partial class JobLock : IDisposable
 		var fd = Syscall.open(path, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC);
 		if (fd < 0)
 			return null;
-		int r;
-		do
-			r = Flock(fd, LOCK_EX | LOCK_NB);
-		while (r < 0 && Marshal.GetLastPInvokeError() == (int)Errno.EINTR);
-		if (r < 0 || !SameFile(fd, path)) {
+		if (Posix.Flock(fd, Posix.LOCK_EX | Posix.LOCK_NB) < 0 || !SameFile(fd, path)) {
 			Syscall.close(fd);
 			return null;
 		}
@@ -37,23 +29,24 @@ sealed partial class JobLock : IDisposable
 	}
 
 	/// <summary>The control file's text, read through the locked descriptor (.NET's own opens would meet our flock).</summary>
-	public string ReadAll()
+	public unsafe string ReadText()
 	{
-		var m = new MemoryStream();
-		var buf = new byte[4096];
-		long n;
+		var buf = new MemoryStream();
+		var chunk = new byte[4096];
+		long off = 0;
 		while (true) {
-			unsafe {
-				fixed (byte* p = buf)
-					n = Syscall.pread(fd, p, (ulong)buf.Length, m.Length);
-			}
+			long n;
+			fixed (byte* p = chunk)
+				n = Syscall.pread(fd, p, (ulong)chunk.Length, off);
 			if (n < 0 && Stdlib.GetLastError() == Errno.EINTR)
 				continue;
-			if (n <= 0)
-				break;
-			m.Write(buf, 0, (int)n);
+			if (n < 0)
+				throw new IOException(Stdlib.strerror(Stdlib.GetLastError()));
+			if (n == 0)
+				return Encoding.UTF8.GetString(buf.GetBuffer(), 0, (int)buf.Length);
+			buf.Write(chunk, 0, (int)n);
+			off += n;
 		}
-		return System.Text.Encoding.UTF8.GetString(m.GetBuffer(), 0, (int)m.Length);
 	}
 
 	/// <summary>Serialises process creation while a job's lock is inheritable: no other child gets it.</summary>

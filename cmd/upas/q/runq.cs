@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
 namespace Upas.Runq;
 
 /// <summary>The command line of one queue run (mailer.md §4.2).</summary>
@@ -7,14 +10,18 @@ sealed class Options
 
 	public bool All;		// -a: every user directory
 	public bool Debug;		// -d: trace on stderr
+	public bool Single;		// -s: with -a, one runq at a time per user directory (a flock on it)
 	public bool NoPacing;		// -E: ignore E. file dates (and never give up)
 	public bool NoGiveup;		// -R: every failure is a retry
 	public string? Subdir;		// -q
 	public TimeSpan Giveup = TimeSpan.FromHours(48);	// -t hours
+	public int Load;		// -l: at most this many runqs on the root at once; 0: no limit
+	public int Limit;		// -r: at most this many commands run per directory per pass; 0: no limit
+	public int Procs = 50;		// -n: with -a, directories worked at once (Plan 9's default)
 	public string Root = "";
 	public string Cmd = "";
 
-	/// <summary>Parses argv; null on a usage error. -s, -l, -r and -n are accepted and ignored: jobs run one at a time.</summary>
+	/// <summary>Parses argv; null on a usage error.</summary>
 	public static Options? Parse(string[] argv)
 	{
 		var o = new Options();
@@ -26,20 +33,32 @@ sealed class Options
 			case 'd': o.Debug = true; break;
 			case 'E': o.NoPacing = true; break;
 			case 'R': o.NoGiveup = true; break;
-			case 's': break;
+			case 's': o.Single = true; break;
 			case 'q':
 				if (a.Value() is not { Length: > 0 } q)
 					return null;
 				o.Subdir = q;
 				break;
 			case 't':
-				if (!int.TryParse(a.Value(), out var h) || h < 0)
+				if (Count(a.Value()) is not int h)
 					return null;
 				o.Giveup = TimeSpan.FromHours(h);
 				break;
-			case 'l' or 'r' or 'n':
-				if (!int.TryParse(a.Value(), out _))
+			case 'l':
+				if (Count(a.Value()) is not int l)
 					return null;
+				o.Load = l;
+				break;
+			case 'r':
+				if (Count(a.Value()) is not int r)
+					return null;
+				o.Limit = r;
+				break;
+			case 'n':
+				// as Plan 9, no workers at all is an error, not "unlimited"
+				if (Count(a.Value()) is not (int n and > 0))
+					return null;
+				o.Procs = n;
 				break;
 			default:
 				return null;
@@ -51,6 +70,10 @@ sealed class Options
 		o.Cmd = HostPath(cmd);
 		return o;
 	}
+
+	/// <summary>A flag's number: decimal digits only (no sign, no blanks), else null.</summary>
+	static int? Count(string? s) =>
+		int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
 
 	/// <summary>/mail/… names a file of the Plan 9 tree (under $PLAN9); any other path is the host's own.</summary>
 	public static string HostPath(string p) =>
@@ -72,13 +95,26 @@ static class Program
 			Console.Error.WriteLine($"runq: can't cd to {o.Root}");
 			return 1;
 		}
-		var run = new QueueRun(o);
-		if (o.All) {
-			foreach (var d in Directory.GetDirectories(o.Root).Order(StringComparer.Ordinal))
-				run.Dir(Path.GetFileName(d));
-		} else {
-			run.Dir(o.Subdir ?? Environment.UserName);
+		var load = new LoadLimit(o.Root, o.Load);
+		if (!load.Enter(msg => { if (o.Debug) Console.Error.WriteLine($"runq: {msg}"); }))
+			return 0; // enough runqs at work already: not an error
+		// a runq killed by cron or by hand counts itself out before the default action ends it
+		var signals = new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP }
+			.Select(s => PosixSignalRegistration.Create(s, _ => load.Leave())).ToList();
+		try {
+			var run = new QueueRun(o);
+			if (o.All)
+				run.All();
+			else
+				run.Dir(o.Subdir ?? Environment.UserName);
+			return 0;
+		} catch (Exception e) {
+			// caught here, not left unhandled, so that the finally below surely runs
+			Console.Error.WriteLine($"runq: {e.Message}");
+			return 1;
+		} finally {
+			load.Leave();
+			signals.ForEach(s => s.Dispose());
 		}
-		return 0;
 	}
 }
