@@ -118,11 +118,21 @@ sealed class Names
 		};
 	}
 
-	/// <summary>The first of the system's names that has a dot: the system name, the host name, host name + the resolver's domain.</summary>
+	/// <summary>
+	/// The first of the system's names that has a dot (smtp.md §1.2): the system name, /dev/sysname, the dom=
+	/// values of the system's entry in ROOT/lib/ndb/local; then, on Unix, the host name and host name + the
+	/// resolver's domain.
+	/// </summary>
 	static string? LocalDomain(string sys)
 	{
 		if (sys.Contains('.'))
 			return sys;
+		var dev = Upas.SysName.Get();
+		if (dev.Contains('.'))
+			return dev;
+		foreach (var d in NdbDomains([sys, dev]))
+			if (d.Contains('.'))
+				return d;
 		try {
 			var h = System.Net.Dns.GetHostName();
 			if (h.Contains('.'))
@@ -133,6 +143,37 @@ sealed class Names
 		} catch (Exception e) when (e is NetworkInformationException or System.Net.Sockets.SocketException or PlatformNotSupportedException) {
 		}
 		return null;
+	}
+
+	/// <summary>
+	/// The dom= values of the entries of ROOT/lib/ndb/local that have sys=one of names, in file order. An entry
+	/// is a line that starts with a non-blank and the lines after it that start with a blank; # starts a comment.
+	/// </summary>
+	public static List<string> NdbDomains(IEnumerable<string> names)
+	{
+		var doms = new List<string>();
+		string[] lines;
+		try {
+			lines = File.ReadAllLines(Root.Path9("/lib/ndb/local"));
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+			return doms;
+		}
+		var entry = new List<string>();
+		void End()
+		{
+			if (entry.Any(w => w.StartsWith("sys=", StringComparison.Ordinal) && names.Contains(w[4..], StringComparer.OrdinalIgnoreCase)))
+				doms.AddRange(entry.Where(w => w.StartsWith("dom=", StringComparison.Ordinal) && w.Length > 4).Select(w => w[4..]));
+			entry.Clear();
+		}
+		foreach (var raw in lines) {
+			var line = raw.TrimEnd('\r');
+			if (line.Length > 0 && line[0] is not (' ' or '\t' or '#'))
+				End();
+			if (Factotum.Tokenize(line) is { } words)
+				entry.AddRange(words);
+		}
+		End();
+		return doms;
 	}
 
 	/// <summary>name unchanged when it has a dot or there is no domain; else name + the domain from its first dot on (or "." + domain).</summary>
