@@ -488,4 +488,58 @@ public class ChainTests
 		Assert.That(mail[1], Does.Match($"^delivered alice From /dev/null {Date} \\d+$"));
 		Assert.That(listener.Stop(), Is.EqualTo(0));
 	}
+
+	/// <summary>Queued message n of the kill loop: its body (1 to 60 KB) is a function of n.</summary>
+	static string KillBody(int n) =>
+		string.Concat(Enumerable.Range(0, 1 + n * 7919 % 1500).Select(i => $"queued message {n} line {i}: all work and no play\n"));
+
+	/// <summary>
+	/// runq killed -9 at random points, again and again, while it pushes 40 queued messages through smtp to the
+	/// remote listener: every message arrives, whole, exactly once (smtp removes a delivered job itself, and the
+	/// job's lock lives on in a command that outlives its runq).
+	/// </summary>
+	[Test]
+	public void KillingRunqNeverLosesNorDuplicatesAQueuedMessage()
+	{
+		using var remote = Remote();
+		using var listener = Listen(remote);
+		using var local = Local(listener.Endpoint.Port);
+		File.Delete(local.P("/bin/upas/runq")); // send starts no runq: the test runs them, and kills them
+		const int N = 40;
+		for (var n = 1; n <= N; n++)
+			Assert.That(Send(local, "alice", $"Subject: queued {n}\n\n{KillBody(n)}", "bob@9fans.net").Exit, Is.EqualTo(0));
+		Assert.That(Queue(local).Count(f => Path.GetFileName(f).StartsWith("C.")), Is.EqualTo(N));
+
+		var rnd = new Random(9);
+		int runs = 0, kills = 0;
+		while (Queue(local).Any(f => Path.GetFileName(f).StartsWith("C."))) {
+			Assert.That(runs++, Is.LessThan(400), "the queue drains: " + Dump(("local", local), ("remote", remote)));
+			var psi = new ProcessStartInfo(Repo.Bin("runq")) { UseShellExecute = false, RedirectStandardError = true };
+			foreach (var a in new[] { "-E", "-a", local.P("/mail/queue"), local.P("/mail/lib/remotemail") })
+				psi.ArgumentList.Add(a);
+			psi.Environment["PLAN9"] = local.Dir;
+			using var p = Process.Start(psi)!;
+			_ = p.StandardError.ReadToEndAsync();
+			if (!p.WaitForExit(rnd.Next(5, 200))) {
+				p.Kill();
+				kills++;
+			}
+			p.WaitForExit(30_000);
+		}
+		Quiesce(local, listener); // the smtps of killed runqs
+		var box = Mbox(remote, "bob");
+		var seen = new Dictionary<int, int>();
+		foreach (var m in Messages(box)) {
+			var subj = Regex.Match(m, @"\nSubject: queued (\d+)\n");
+			Assert.That(subj.Success, Is.True, m[..Math.Min(m.Length, 500)]);
+			var n = int.Parse(subj.Groups[1].Value);
+			Assert.That(m[(m.IndexOf("\n\n", StringComparison.Ordinal) + 2)..], Is.EqualTo(KillBody(n) + "\n"), $"message {n} whole");
+			seen[n] = seen.GetValueOrDefault(n) + 1;
+		}
+		TestContext.Out.WriteLine($"{runs} runqs, {kills} killed; {seen.Count} messages arrived");
+		Assert.That(kills, Is.GreaterThan(5), "the loop killed runqs in the middle of their work");
+		Assert.That(seen.Keys.Order(), Is.EqualTo(Enumerable.Range(1, N)), "every message arrived");
+		Assert.That(seen.Where(kv => kv.Value > 1).Select(kv => kv.Key), Is.Empty, "no message arrived twice");
+		Assert.That(Queue(local), Is.Empty, "no job files left behind");
+	}
 }
