@@ -92,15 +92,7 @@ public class ChainTests
 	/// <summary>A local user's send: PLAN9=the tree, upasname=user, the message on stdin.</summary>
 	static (string Out, string Err, int Exit) Send(Tree t, string user, string message, params string[] rcpts)
 	{
-		var psi = new ProcessStartInfo(t.P("/bin/upas/send")) {
-			RedirectStandardInput = true,
-			RedirectStandardOutput = true,
-			RedirectStandardError = true,
-			UseShellExecute = false,
-		};
-		foreach (var r in rcpts)
-			psi.ArgumentList.Add(r);
-		psi.Environment["PLAN9"] = t.Dir;
+		var psi = t.Prog(t.P("/bin/upas/send"), rcpts);
 		psi.Environment["upasname"] = user;
 		var (o, e, x) = Tree.Exec(psi, Encoding.Latin1.GetBytes(message));
 		return (Encoding.Latin1.GetString(o), e, x);
@@ -109,18 +101,7 @@ public class ChainTests
 	/// <summary>ROOT/bin/upas/runq [flags] -a ROOT/mail/queue ROOT/mail/lib/remotemail, as cron would run it.</summary>
 	static (string Err, int Exit) Runq(Tree t, params string[] flags)
 	{
-		var psi = new ProcessStartInfo(t.P("/bin/upas/runq")) {
-			RedirectStandardInput = true,
-			RedirectStandardOutput = true,
-			RedirectStandardError = true,
-			UseShellExecute = false,
-		};
-		foreach (var f in flags)
-			psi.ArgumentList.Add(f);
-		foreach (var a in new[] { "-a", t.P("/mail/queue"), t.P("/mail/lib/remotemail") })
-			psi.ArgumentList.Add(a);
-		psi.Environment["PLAN9"] = t.Dir;
-		var (_, e, x) = Tree.Exec(psi, [], 120_000);
+		var (_, e, x) = Tree.Exec(t.Prog(t.P("/bin/upas/runq"), [.. flags, "-a", t.P("/mail/queue"), t.P("/mail/lib/remotemail")]), [], 120_000);
 		return (e, x);
 	}
 

@@ -24,25 +24,9 @@ public class CrashTests
 		return t;
 	}
 
-	static ProcessStartInfo Prog(Tree t, string prog, params string[] args)
-	{
-		var psi = new ProcessStartInfo(prog) {
-			RedirectStandardInput = true,
-			RedirectStandardOutput = true,
-			RedirectStandardError = true,
-			UseShellExecute = false,
-		};
-		foreach (var a in args)
-			psi.ArgumentList.Add(a);
-		psi.Environment["PLAN9"] = t.Dir;
-		psi.Environment.Remove("upasname");
-		psi.Environment.Remove("runqjob");
-		return psi;
-	}
-
 	static (string Err, int Exit) Send(Tree t, string input, params string[] args)
 	{
-		var (_, e, x) = Tree.Exec(Prog(t, Repo.Bin("send"), args), Encoding.Latin1.GetBytes(input));
+		var (_, e, x) = Tree.Exec(t.Prog(Repo.Bin("send"), args), Encoding.Latin1.GetBytes(input));
 		return (e, x);
 	}
 
@@ -213,7 +197,7 @@ public class CrashTests
 			echo 'the words of the command' >&2
 			mv "$d/lock.tmp" "$d/lock"
 			""", 0x1ed);
-		var (_, _, exit) = Tree.Exec(Prog(t, Repo.Bin("runq"), "-a", t.P("/mail/queue"), t.P("/cmd")), []);
+		var (_, _, exit) = Tree.Exec(t.Prog(Repo.Bin("runq"), ["-a", t.P("/mail/queue"), t.P("/cmd")]), []);
 		Assert.That(exit, Is.EqualTo(137), "runq died of SIGKILL");
 		WaitFor(() => File.Exists(t.P("/lock")), "the orphaned command");
 		Assert.That(t.Read("/lock"), Is.EqualTo("held\n"), "the command holds the job's lock when runq is gone");

@@ -124,6 +124,23 @@ sealed class Tree : IDisposable
 		return list;
 	}
 
+	/// <summary>A program run on this tree: PLAN9 set, its standard files ours, none of the mail variables of the test's own environment.</summary>
+	public ProcessStartInfo Prog(string path, IEnumerable<string> args)
+	{
+		var psi = new ProcessStartInfo(path) {
+			RedirectStandardInput = true,
+			RedirectStandardOutput = true,
+			RedirectStandardError = true,
+			UseShellExecute = false,
+		};
+		foreach (var a in args)
+			psi.ArgumentList.Add(a);
+		psi.Environment["PLAN9"] = Dir;
+		foreach (var v in new[] { "upasname", "upasparent", "runqjob" })
+			psi.Environment.Remove(v);
+		return psi;
+	}
+
 	public ProcessStartInfo Start(IEnumerable<string> flags, IDictionary<string, string>? env = null, bool netdir = true)
 	{
 		var psi = new ProcessStartInfo(Repo.Bin("smtpd")) {

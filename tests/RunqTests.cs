@@ -60,11 +60,7 @@ public class RunqTests
 
 	(int Exit, string Err) Runq(params string[] args)
 	{
-		var psi = new ProcessStartInfo(Repo.Bin("runq")) { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true };
-		foreach (var a in args)
-			psi.ArgumentList.Add(a);
-		psi.Environment["PLAN9"] = t.Dir;
-		var (_, err, exit) = Tree.Exec(psi, []);
+		var (_, err, exit) = Tree.Exec(t.Prog(Repo.Bin("runq"), args), []);
 		return (exit, err);
 	}
 

@@ -22,17 +22,7 @@ public partial class SendTests
 
 	static (string Out, string Err, int Exit) Send(Tree t, string input, params string[] args)
 	{
-		var psi = new ProcessStartInfo(Repo.Bin("send")) {
-			RedirectStandardInput = true,
-			RedirectStandardOutput = true,
-			RedirectStandardError = true,
-			UseShellExecute = false,
-		};
-		foreach (var a in args)
-			psi.ArgumentList.Add(a);
-		psi.Environment["PLAN9"] = t.Dir;
-		psi.Environment.Remove("upasname");
-		var (o, e, x) = Tree.Exec(psi, Encoding.Latin1.GetBytes(input));
+		var (o, e, x) = Tree.Exec(t.Prog(Repo.Bin("send"), args), Encoding.Latin1.GetBytes(input));
 		return (Encoding.UTF8.GetString(o), e, x);
 	}
 

@@ -32,15 +32,7 @@ static class Smtp
 
 	public static ProcessStartInfo Start(Tree t, IEnumerable<string> args, IDictionary<string, string>? env = null)
 	{
-		var psi = new ProcessStartInfo(Repo.Bin("smtp")) {
-			RedirectStandardInput = true,
-			RedirectStandardOutput = true,
-			RedirectStandardError = true,
-			UseShellExecute = false,
-		};
-		foreach (var a in args)
-			psi.ArgumentList.Add(a);
-		psi.Environment["PLAN9"] = t.Dir;
+		var psi = t.Prog(Repo.Bin("smtp"), args);
 		psi.Environment["site"] = "gnot";
 		psi.Environment["TZ"] = "GMT";
 		psi.Environment["HOME"] = t.P("/usr/glenda");
