@@ -83,6 +83,21 @@ public class RunqTests
 		Assert.That(File.Exists(Sent), Is.False);
 	}
 
+	[TestCase("missing")]
+	[TestCase("not executable")]
+	public void ACommandThatCannotRunIsARetry(string how)
+	{
+		var cmd = t.P("/nocmd");
+		if (how == "not executable")
+			t.Write("/nocmd", "#!/bin/sh\nexit 0\n", 0x1a4);
+		var id = Enqueue("alice", "alice", "net!example.net", "bob");
+		Runq("-a", "/mail/queue", cmd);
+		Assert.That(Files("alice"), Is.EqualTo(new[] { "C." + id, "D." + id, "E." + id }));
+		Assert.That(t.Read($"/mail/queue/alice/E.{id}"), Is.EqualTo($"runq: can't exec {cmd}: not an executable file\n"));
+		Assert.That(t.Log("runq"), Does.Contain($"message: can't exec {cmd} - Retry"));
+		Assert.That(File.Exists(Sent), Is.False, "nothing bounced");
+	}
+
 	[Test]
 	public void RetryKeepsTheJobAndPacesTheNextTry()
 	{

@@ -134,7 +134,7 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 	/// </summary>
 	(string? Status, bool Retry) Exec(List<string> av, JobLock lk)
 	{
-		if (!File.Exists(av[0]) || !File.GetUnixFileMode(av[0]).HasFlag(UnixFileMode.UserExecute)) {
+		if (Mono.Unix.Native.Syscall.access(av[0], Mono.Unix.Native.AccessModes.X_OK) != 0 || Directory.Exists(av[0])) {
 			File.AppendAllText(Name('E'), $"runq: can't exec {av[0]}: not an executable file\n");
 			return ($"can't exec {av[0]} - Retry", true);
 		}
