@@ -35,7 +35,7 @@ sealed class Listening : IDisposable
 	}
 
 	// a connection would itself be a session: look at the kernel's table instead
-	static bool Listens(int port)
+	internal static bool Listens(int port)
 	{
 		var hex = $":{port:X4} ";
 		foreach (var f in new[] { "/proc/net/tcp", "/proc/net/tcp6" }) {

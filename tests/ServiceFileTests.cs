@@ -103,4 +103,103 @@ public class ServiceFileTests
 				p.Kill(true);
 		}
 	}
+
+	/// <summary>Starts a per-connection listener program serving smtpd on a free loopback port; the port.</summary>
+	static (Process P, int Port) PerConnection(Tree t, Func<int, string[]> argv, IDictionary<string, string>? env = null)
+	{
+		var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+		l.Start();
+		var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+		l.Stop();
+		var a = argv(port);
+		var psi = new ProcessStartInfo(a[0]) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+		foreach (var w in a.Skip(1))
+			psi.ArgumentList.Add(w);
+		psi.Environment["PLAN9"] = t.Dir;
+		if (env is not null)
+			foreach (var (k, v) in env)
+				psi.Environment[k] = v;
+		var p = Process.Start(psi)!;
+		for (var i = 0; i < 400 && !Listening.Listens(port); i++)
+			Thread.Sleep(25);
+		Assert.That(Listening.Listens(port), Is.True, "the listener did not start");
+		return (p, port);
+	}
+
+	static Client Dial(int port)
+	{
+		var tcp = new TcpClient();
+		tcp.Connect(System.Net.IPAddress.Loopback, port);
+		return new Client(tcp.GetStream());
+	}
+
+	/// <summary>ucspi-tcp's tcpserver (socket on 0 and 1, TCPREMOTEIP): a session, the client's address in the log.</summary>
+	[Test]
+	public void TcpserverRunsSmtpd()
+	{
+		if (!Repo.Have("tcpserver"))
+			Assert.Fail("tcpserver is missing (sys/lib/upas/prereq installs ucspi-tcp)");
+		using var t = new Tree();
+		var (p, port) = PerConnection(t, port => ["tcpserver", "-q", "-H", "-R", "-l", "0", "127.0.0.1", port.ToString(), Repo.Bin("smtpd"), "-f"]);
+		try {
+			using var c = Dial(port);
+			Assert.That(c.Reply(), Is.EqualTo(new[] { "220-example.com ESMTP", "220 " }));
+			Assert.That(c.Ask("HELO client.9fans.net"), Is.EqualTo("250 example.com you are client.9fans.net"));
+			Assert.That(c.Ask("QUIT"), Is.EqualTo("221 2.0.0 Successful termination"));
+			Assert.That(t.Log(), Is.EqualTo(new[] { "helo from 127.0.0.1 as client.9fans.net" }));
+		} finally {
+			p.Kill(true);
+			p.WaitForExit(10_000);
+		}
+	}
+
+	/// <summary>
+	/// Plan 9's listen1 (plan9port's, which Debian does not package) runs the command with the connection as
+	/// its standard input, output AND error: this listener does exactly that in a few lines of Python.
+	/// Nothing but replies reaches the client, not even when the session fails.
+	/// </summary>
+	const string Listen1 = """
+		import os, socket, sys
+		s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+		s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(5)
+		while True:
+		    c, _ = s.accept()
+		    if os.fork() == 0:
+		        s.close()
+		        for fd in (0, 1, 2):
+		            os.dup2(c.fileno(), fd)
+		        c.close()
+		        os.execv(sys.argv[2], sys.argv[2:])
+		    c.close()
+		    while True:
+		        try:
+		            if os.waitpid(-1, os.WNOHANG)[0] == 0: break
+		        except ChildProcessError: break
+		""";
+
+	[Test]
+	public void Listen1StyleStandardErrorOnTheConnection()
+	{
+		using var t = new Tree();
+		t.Write("/listen1.py", Listen1);
+		var (p, port) = PerConnection(t, port => ["python3", t.P("/listen1.py"), port.ToString(), Repo.Bin("smtpd"), "-f"],
+			new Dictionary<string, string> { ["smtpdfault"] = "XCRASH" });
+		try {
+			using (var c = Dial(port)) {
+				Assert.That(c.Reply(), Is.EqualTo(new[] { "220-example.com ESMTP", "220 " }));
+				Assert.That(c.Ask("HELO client.9fans.net"), Is.EqualTo("250 example.com you are client.9fans.net"));
+				Assert.That(c.Ask("QUIT"), Is.EqualTo("221 2.0.0 Successful termination"));
+				Assert.That(c.Line(), Is.Null);
+			}
+			using (var c = Dial(port)) {
+				Assert.That(c.Reply(), Is.EqualTo(new[] { "220-example.com ESMTP", "220 " }));
+				c.Send("XCRASH\r\n");
+				Assert.That(c.Line(), Is.Null, "a failed session says nothing more on its connection");
+			}
+			Assert.That(t.Log(), Is.EqualTo(new[] { "helo from 127.0.0.1 as client.9fans.net", "session with 127.0.0.1 failed: InvalidOperationException: $smtpdfault XCRASH" }));
+		} finally {
+			p.Kill(true);
+			p.WaitForExit(10_000);
+		}
+	}
 }
