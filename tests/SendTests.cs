@@ -351,4 +351,206 @@ public partial class SendTests
 		Assert.That(box, Does.Contain("Subject: hi\n\n From the test\n\n"));
 		Assert.That(box, Does.Not.Contain("\r"));
 	}
+
+	static string Received(int n) => string.Concat(Enumerable.Range(0, n).Select(i =>
+		(i % 2 == 0 ? "Received: " : "received: ") + $"from hop{i}.example.net\n\tby hop{i + 1}.example.net; Mon Nov 24 01:21:00 EST 2025\n"));
+
+	[Test]
+	public void MoreThan32ReceivedIsAPossibleForwardLoop()
+	{
+		using var t = NewTree("bob", "glenda");
+		const string glenda = "From glenda Mon Nov 24 01:21:00 EST 2025 remote from \n";
+		var loop = Received(33) + "Subject: loop\n\nround\n";
+		var r = Send(t, glenda + loop, "-r", "bob", "example.net!carol");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(File.Exists(t.P("/mail/box/bob/mbox")), Is.False, "refused for every recipient");
+		Assert.That(Jobs(t, "C"), Is.Empty);
+		var box = Mbox(t, "glenda");
+		Assert.That(box, Does.Contain("The attached mail from 'glenda'\nto 'bob'\nfailed with error 'possible forward loop'.\n" +
+			"The attached mail from 'glenda'\nto 'example.net!carol'\nfailed with error 'possible forward loop'.\n"));
+		Assert.That(File.ReadAllText(t.P("/sys/log/mail")), Does.Contain(" error bob From glenda Mon Nov 24 01:21:00 EST 2025\nerror+ possible forward loop\n"));
+		Assert.That(MailLog(t).Take(4), Is.EqualTo(new[] {
+			"error bob From glenda Mon Nov 24 01:21:00 EST 2025", "error+ possible forward loop",
+			"error example.net!carol From glenda Mon Nov 24 01:21:00 EST 2025", "error+ possible forward loop",
+		}));
+		// without -r: a failure like the others
+		r = Send(t, glenda + loop, "bob");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((1, "send: bob: possible forward loop\n")));
+		Assert.That(File.Exists(t.P("/mail/box/bob/mbox")), Is.False);
+		// 32 is still fine
+		var ok = Received(32) + "Subject: ok\n\nthere\n";
+		r = Send(t, glenda + ok, "-r", "bob");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(Mbox(t, "bob"), Is.EqualTo("From glenda Mon Nov 24 01:21:00 EST 2025\n" + ok + "\n"));
+	}
+
+	[Test]
+	public void ForwardToLocalUserAndRemoteAddress()
+	{
+		using var t = NewTree("alice", "bob");
+		t.Write("/mail/box/alice/forward", "bob, example.net!dave\n");
+		var body = "Subject: fwd\n\nFrom me\n";
+		var r = Send(t, Env + body, "-r", "example.com!alice");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(File.Exists(t.P("/mail/box/alice/mbox")), Is.False, "forwarded instead of delivered");
+		Assert.That(Mbox(t, "bob"), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: fwd\n\n From me\n\n"));
+		var c = Jobs(t, "C");
+		Assert.That(c, Has.Length.EqualTo(1));
+		Assert.That(File.ReadAllText(c[0]), Is.EqualTo("smtp example.org!alice net!example.net dave \n"));
+		Assert.That(File.ReadAllText(c[0].Replace("/C.", "/D.")), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025 remote from testhost\n" + body));
+		Assert.That(MailLog(t), Is.EqualTo(new[] {
+			$"delivered bob From example.org!alice Mon Nov 24 01:21:00 EST 2025 (example.com!alice) {body.Length}",
+			$"remote example.net!dave From example.org!alice Mon Nov 24 01:21:00 EST 2025 (example.com!alice) {body.Length}",
+		}));
+	}
+
+	[Test]
+	public void ForwardToUnknownUserBouncesNamingTheAlias()
+	{
+		using var t = NewTree("alice", "glenda");
+		t.Write("/mail/box/alice/forward", "nosuch\n");
+		var r = Send(t, "From glenda Mon Nov 24 01:21:00 EST 2025 remote from \nSubject: x\n\nhi\n", "-r", "alice");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(Mbox(t, "glenda"), Does.Contain("The attached mail from 'glenda'\nto 'alice' alias `nosuch'\nfailed with error 'unknown user'.\n"));
+		Assert.That(MailLog(t).Take(2), Is.EqualTo(new[] { "error nosuch From glenda Mon Nov 24 01:21:00 EST 2025", "error+ unknown user" }));
+		Assert.That(File.Exists(t.P("/mail/box/alice/mbox")), Is.False);
+	}
+
+	[Test]
+	public void ForwardIsNotAppliedTwice()
+	{
+		using var t = NewTree("alice", "bob", "carol");
+		t.Write("/mail/box/alice/forward", "bob\n");
+		t.Write("/mail/box/bob/forward", "carol\n");
+		var r = Send(t, Env + "Subject: once\n\nhi\n", "-r", "alice");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(Mbox(t, "bob"), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: once\n\nhi\n\n"));
+		Assert.That(File.Exists(t.P("/mail/box/carol/mbox")), Is.False, "bob's forward is not applied to mail forwarded to bob");
+		Assert.That(File.Exists(t.P("/mail/box/alice/mbox")), Is.False);
+		// mail to bob himself follows his forward
+		r = Send(t, Env + "Subject: direct\n\nhi\n", "-r", "bob");
+		Assert.That(r.Exit, Is.EqualTo(0));
+		Assert.That(Mbox(t, "carol"), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: direct\n\nhi\n\n"));
+		Assert.That(MailLog(t), Is.EqualTo(new[] {
+			"delivered bob From example.org!alice Mon Nov 24 01:21:00 EST 2025 (alice) 18",
+			"delivered carol From example.org!alice Mon Nov 24 01:21:00 EST 2025 (bob) 20",
+		}));
+	}
+
+	[Test]
+	public void ForwardLinesAreJoinedAndSplitAtBlanksAndCommas()
+	{
+		using var t = NewTree("alice", "bob", "carol", "dan", "erin");
+		// a trailing backslash continues; every line counts; a user forwarding to herself keeps a copy
+		t.Write("/mail/box/alice/forward", "bob \\\n\tcarol,dan\n\n  alice ,,erin\\\n");
+		var r = Send(t, Env + "Subject: many\n\nhi\n", "-r", "alice");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		foreach (var u in new[] { "alice", "bob", "carol", "dan", "erin" })
+			Assert.That(Mbox(t, u), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: many\n\nhi\n\n"), u);
+		Assert.That(MailLog(t), Is.EqualTo(new[] {
+			"delivered bob From example.org!alice Mon Nov 24 01:21:00 EST 2025 (alice) 18",
+			"delivered carol From example.org!alice Mon Nov 24 01:21:00 EST 2025 (alice) 18",
+			"delivered dan From example.org!alice Mon Nov 24 01:21:00 EST 2025 (alice) 18",
+			"delivered alice From example.org!alice Mon Nov 24 01:21:00 EST 2025 18",
+			"delivered erin From example.org!alice Mon Nov 24 01:21:00 EST 2025 (alice) 18",
+		}));
+	}
+
+	[Test]
+	public void EmptyForwardDeliversToTheMailbox()
+	{
+		using var t = NewTree("alice");
+		t.Write("/mail/box/alice/forward", " \n\\\n");
+		var r = Send(t, Env + "Subject: x\n\nhi\n", "-r", "alice");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(Mbox(t, "alice"), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: x\n\nhi\n\n"));
+	}
+
+	/// <summary>A pipeto writing what it got to a directory anybody may write in (it runs as nobody when the test is root).</summary>
+	static string PipetoRecorder(Tree t, string user, string tail = "exit 0\n")
+	{
+		var outDir = t.P("/out");
+		Directory.CreateDirectory(outDir);
+		File.SetUnixFileMode(outDir, (UnixFileMode)0x1ff);
+		t.Write($"/mail/box/{user}/pipeto", "#!/bin/sh\n" +
+			$"id -un > {outDir}/id\n" +
+			$"printf '%s\\n' \"$#\" \"$@\" > {outDir}/args\n" +
+			$"printf '%s\\n' \"$upasname\" > {outDir}/upasname\n" +
+			$"cat > {outDir}/msg\n" + tail, 0x1ed);
+		return outDir;
+	}
+
+	[Test]
+	public void PipetoGetsTheMessageArgumentsAndUpasname()
+	{
+		using var t = NewTree("bob");
+		var outDir = PipetoRecorder(t, "bob");
+		var body = "Subject: piped\n\nFrom unescaped\nbye\n";
+		var r = Send(t, Env + body, "-r", "example.com!bob");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(File.ReadAllText(Path.Join(outDir, "msg")), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025 remote from testhost\n" + body));
+		Assert.That(File.ReadAllText(Path.Join(outDir, "args")), Is.EqualTo($"2\nlocal!bob\n{t.P("/mail/box/bob/mbox")}\n"));
+		Assert.That(File.ReadAllText(Path.Join(outDir, "upasname")), Is.EqualTo("bob\n"));
+		var expect = Environment.UserName == "root" ? "nobody" : Environment.UserName;
+		Assert.That(File.ReadAllText(Path.Join(outDir, "id")), Is.EqualTo(expect + "\n"), "root runs pipeto as nobody");
+		Assert.That(File.Exists(t.P("/mail/box/bob/mbox")), Is.False, "the pipeto instead of the mailbox");
+		Assert.That(MailLog(t), Is.EqualTo(new[] { $"remote local!bob From example.org!alice Mon Nov 24 01:21:00 EST 2025 {body.Length}" }));
+	}
+
+	[Test]
+	public void PipetoFailingIsBounced()
+	{
+		using var t = NewTree("bob", "glenda");
+		PipetoRecorder(t, "bob", "echo 'no room at the inn' >&2\nexit 3\n");
+		const string glenda = "From glenda Mon Nov 24 01:21:00 EST 2025 remote from \n";
+		var r = Send(t, glenda + "Subject: x\n\nhi\n", "-r", "bob");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(Mbox(t, "glenda"), Does.Contain("The attached mail from 'glenda'\nto 'bob'\nfailed with error 'no room at the inn'.\n"));
+		Assert.That(MailLog(t).Take(2), Is.EqualTo(new[] { "error bob From glenda Mon Nov 24 01:21:00 EST 2025", "error+ no room at the inn" }));
+		Assert.That(File.Exists(t.P("/mail/box/bob/mbox")), Is.False);
+		// a silent failure is named by its status; without -r it is exit 1
+		PipetoRecorder(t, "bob", "exit 3\n");
+		r = Send(t, glenda + "Subject: x\n\nhi\n", "bob");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((1, "send: bob: pipeto exited with status 3\n")));
+	}
+
+	[Test]
+	public void ForwardWinsOverPipetoAndForwardedMailStillReachesAPipeto()
+	{
+		using var t = NewTree("alice", "bob");
+		var outDir = PipetoRecorder(t, "alice");
+		t.Write("/mail/box/alice/forward", "bob\n");
+		PipetoRecorder(t, "bob");
+		var r = Send(t, Env + "Subject: x\n\nhi\n", "-r", "alice");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(File.ReadAllText(Path.Join(outDir, "args")), Is.EqualTo($"2\nlocal!bob\n{t.P("/mail/box/bob/mbox")}\n"), "as Plan 9: only the forward is skipped");
+		Assert.That(MailLog(t), Is.EqualTo(new[] { "remote local!bob From example.org!alice Mon Nov 24 01:21:00 EST 2025 (alice) 15" }));
+	}
+
+	[Test]
+	public void SymlinkedOrNonExecutableFilesAreIgnored()
+	{
+		using var t = NewTree("bob", "carol");
+		t.Write("/elsewhere/forward", "carol\n");
+		File.CreateSymbolicLink(t.P("/mail/box/bob/forward"), t.P("/elsewhere/forward"));
+		var outDir = PipetoRecorder(t, "carol");
+		File.Move(t.P("/mail/box/carol/pipeto"), t.P("/elsewhere/pipeto"));
+		File.CreateSymbolicLink(t.P("/mail/box/bob/pipeto"), t.P("/elsewhere/pipeto"));
+		var r = Send(t, Env + "Subject: x\n\nhi\n", "-r", "bob");
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(Mbox(t, "bob"), Is.EqualTo("From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: x\n\nhi\n\n"));
+		Assert.That(File.Exists(t.P("/mail/box/carol/mbox")), Is.False);
+		Assert.That(File.Exists(Path.Join(outDir, "msg")), Is.False, "a linked pipeto is not run");
+		Assert.That(MailLog(t), Is.EqualTo(new[] {
+			$"{t.P("/mail/box/bob/forward")}: not a regular file, ignored",
+			$"{t.P("/mail/box/bob/pipeto")}: not a regular file, ignored",
+			"delivered bob From example.org!alice Mon Nov 24 01:21:00 EST 2025 15",
+		}));
+		// a pipeto without an execute bit is no pipeto either
+		File.Copy(t.P("/elsewhere/pipeto"), t.P("/mail/box/carol/pipeto"));
+		File.SetUnixFileMode(t.P("/mail/box/carol/pipeto"), (UnixFileMode)0x1a4);
+		Assert.That(Send(t, Env + "Subject: y\n\nhi\n", "-r", "carol").Exit, Is.EqualTo(0));
+		Assert.That(Mbox(t, "carol"), Does.Contain("Subject: y\n"));
+		Assert.That(File.Exists(Path.Join(outDir, "msg")), Is.False);
+	}
 }

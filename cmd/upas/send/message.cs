@@ -62,6 +62,12 @@ sealed partial class Message
 		}
 	}
 
+	/// <summary>More Received: fields than this: refused as "possible forward loop" (mailer.md §2 step 3).</summary>
+	public const int MaxReceived = 32;
+
+	/// <summary>The number of Received: fields in the header.</summary>
+	public int Received => HeaderLines().Count(l => l.StartsWith("received:", StringComparison.OrdinalIgnoreCase));
+
 	IEnumerable<string> HeaderLines()
 	{
 		var text = Encoding.Latin1.GetString(Body, 0, Math.Min(Body.Length, 65536));

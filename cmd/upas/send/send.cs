@@ -10,6 +10,7 @@ namespace Upas.Send;
 ///	send rcpt…	the same, but failures are reported on stderr with exit 1 instead of bounced.
 ///	send -x addr…	print what each address resolves to: local!user, host!user, or "unknown user: addr".
 /// A mailbox is a directory: mkdir $PLAN9/mail/box/ken && touch $PLAN9/mail/box/ken/mbox
+/// In it, a forward file redirects the user's mail, a pipeto program takes it instead of mbox (mailer.md §3).
 /// </summary>
 static class Program
 {
@@ -72,7 +73,15 @@ static class Program
 		var now = DateTime.Now;
 		var user = Environment.GetEnvironmentVariable("upasname") is { Length: > 0 } un ? un : Posix.UserName();
 		var msg = Message.Parse(input, user, now);
-		var failed = Deliver(msg, rcpts, local, sys, now);
+		List<(string, string)> failed;
+		if (msg.Received > Message.MaxReceived) {
+			// refused for every recipient, as Plan 9 does, before any delivery
+			failed = rcpts.Select(r => (r, "possible forward loop")).ToList();
+			foreach (var (r, why) in failed)
+				LogError(r, msg, why);
+		} else {
+			failed = Deliver(msg, rcpts, local, sys, now);
+		}
 		if (failed.Count == 0)
 			return 0;
 		if (!rflag) {
@@ -122,47 +131,39 @@ static class Program
 	/// <summary>Delivers or queues msg for each recipient; the ones that failed for good, with the reason.</summary>
 	static List<(string, string)> Deliver(Message msg, IEnumerable<string> rcpts, Route.LocalNames local, string sys, DateTime now)
 	{
-		var failed = new List<(string, string)>();
-		var boxes = new List<string>();
-		var hosts = new Dictionary<string, List<Route>>(StringComparer.OrdinalIgnoreCase);
-		var hostOrder = new List<string>();
-		foreach (var r in rcpts) {
-			var rt = Route.Of(r, local);
-			switch (rt.What) {
-			case Route.Kind.Local:
-				if (!boxes.Contains(rt.User))
-					boxes.Add(rt.User);
-				break;
-			case Route.Kind.Remote:
-				if (!hosts.TryGetValue(rt.Host, out var l)) {
-					hosts[rt.Host] = l = [];
-					hostOrder.Add(rt.Host);
-				}
-				if (!l.Any(x => x.User == rt.User))
-					l.Add(rt);
-				break;
-			default:
-				failed.Add((r, "unknown user"));
-				LogError(r, msg, "unknown user");
-				break;
+		var t = new Targets(local, (addr, why) => LogError(addr, msg, why));
+		foreach (var r in rcpts)
+			t.Add(r);
+		if (t.Boxes.Count > 0) {
+			var entry = msg.MboxEntry();
+			foreach (var b in t.Boxes) {
+				Mbox.Append(b.User, entry);
+				Syslog.Log("mail", $"delivered {b.User} From {msg.Sender} {msg.Date}{Targets.Via(b.Origin, b.User)} {msg.Body.Length}");
 			}
 		}
-		byte[]? entry = boxes.Count > 0 ? msg.MboxEntry() : null;
-		foreach (var u in boxes) {
-			Mbox.Append(u, entry!);
-			Syslog.Log("mail", $"delivered {u} From {msg.Sender} {msg.Date} {msg.Body.Length}");
+		if (t.Pipes.Count > 0) {
+			var data = msg.QueueData(sys); // what Plan 9 pipes: the "remote from" envelope line, no escapes
+			foreach (var p in t.Pipes) {
+				var addr = "local!" + p.User;
+				if (Pipeto.Run(p.User, p.Program, data) is { } why)
+					t.Fail(p.Origin is null ? p.Given : addr, p.Origin, why);
+				else
+					Syslog.Log("mail", $"remote {addr} From {msg.Sender} {msg.Date}{Targets.Via(p.Origin, addr)} {msg.Body.Length}");
+			}
 		}
-		if (hostOrder.Count > 0) {
+		if (t.HostOrder.Count > 0) {
 			var data = msg.QueueData(sys);
-			foreach (var h in hostOrder) {
-				var users = hosts[h];
-				Queue.Enqueue(msg.Sender, h, users.Select(x => x.User), data);
-				foreach (var rt in users)
-					Syslog.Log("mail", $"remote {rt.Host}!{rt.User} From {msg.Sender} {msg.Date} {msg.Body.Length}");
+			foreach (var h in t.HostOrder) {
+				var users = t.Hosts[h];
+				Queue.Enqueue(msg.Sender, h, users.Select(x => x.Rt.User), data);
+				foreach (var (rt, origin) in users) {
+					var addr = $"{rt.Host}!{rt.User}";
+					Syslog.Log("mail", $"remote {addr} From {msg.Sender} {msg.Date}{Targets.Via(origin, addr)} {msg.Body.Length}");
+				}
 			}
 			StartRunq();
 		}
-		return failed;
+		return t.Failed.Select(f => (f.Rcpt, f.Why)).ToList();
 	}
 
 	/// <summary>"error addr From sender date" and "error+ why" as one entry of /sys/log/mail (mailer.md §6).</summary>
