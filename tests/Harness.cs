@@ -39,6 +39,20 @@ sealed record Capture(string[] Args, byte[] Msg)
 	public string Text => Encoding.Latin1.GetString(Msg);
 }
 
+/// <summary>Free TCP ports, for the listeners the tests start.</summary>
+static class Ports
+{
+	/// <summary>A TCP port free on bind at the time of asking.</summary>
+	public static int Free(string bind = "127.0.0.1")
+	{
+		var l = new TcpListener(IPAddress.Parse(bind), 0);
+		l.Start();
+		var port = ((IPEndPoint)l.LocalEndpoint).Port;
+		l.Stop();
+		return port;
+	}
+}
+
 /// <summary>Result of one smtpd run over pipes.</summary>
 sealed record RunResult(string Out, int Exit, string Err);
 
@@ -366,10 +380,7 @@ sealed class SocketServer : IDisposable
 		if (!Repo.Have("socat"))
 			Assert.Fail("socat is not installed (sys/lib/upas/prereq installs it)");
 		var addr = IPAddress.Parse(bind);
-		var l = new TcpListener(addr, 0);
-		l.Start();
-		var port = ((IPEndPoint)l.LocalEndpoint).Port;
-		l.Stop();
+		var port = Ports.Free(bind);
 		Endpoint = new IPEndPoint(addr, port);
 		var args = string.Join(' ', flags.Select(f => f.Replace(" ", "\\ ")));
 		var listen = addr.AddressFamily == AddressFamily.InterNetworkV6 ? $"TCP6-LISTEN:{port},bind=[{bind}]" : $"TCP-LISTEN:{port},bind={bind}";

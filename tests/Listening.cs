@@ -18,10 +18,7 @@ sealed class Listening : IDisposable
 	public Listening(Tree t, IDictionary<string, string>? env, string bind = "127.0.0.1", params string[] flags)
 	{
 		var addr = IPAddress.Parse(bind);
-		var l = new TcpListener(addr, 0);
-		l.Start();
-		var port = ((IPEndPoint)l.LocalEndpoint).Port;
-		l.Stop();
+		var port = Ports.Free(bind);
 		Endpoint = new IPEndPoint(addr, port);
 		var host = addr.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{bind}]" : bind;
 		var psi = t.Start(["-L", $"tcp!{host}!{port}", .. flags], env, netdir: false);

@@ -74,10 +74,7 @@ public class ServiceFileTests
 		var service = Shipped("systemd/upas-smtpd-listen.service");
 		var exec = service.Split('\n').Single(l => l.StartsWith("ExecStart=")).Split(' ').Skip(1).ToArray();
 		Assert.That(exec, Is.EqualTo(new[] { "-f", "-L", "tcp!*!smtp" }));
-		var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-		l.Start();
-		var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-		l.Stop();
+		var port = Ports.Free();
 		using var t = new Tree();
 		var psi = t.Start(["-f", "-L", $"tcp!*!{port}"], netdir: false);
 		using var p = Process.Start(psi)!;
@@ -107,10 +104,7 @@ public class ServiceFileTests
 	/// <summary>Starts a per-connection listener program serving smtpd on a free loopback port; the port.</summary>
 	static (Process P, int Port) PerConnection(Tree t, Func<int, string[]> argv, IDictionary<string, string>? env = null)
 	{
-		var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-		l.Start();
-		var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-		l.Stop();
+		var port = Ports.Free();
 		var a = argv(port);
 		var psi = new ProcessStartInfo(a[0]) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
 		foreach (var w in a.Skip(1))

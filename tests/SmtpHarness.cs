@@ -62,14 +62,7 @@ static class Smtp
 	}
 
 	/// <summary>A free loopback port, for a connection that must be refused.</summary>
-	public static int FreePort()
-	{
-		var l = new TcpListener(IPAddress.Loopback, 0);
-		l.Start();
-		var port = ((IPEndPoint)l.LocalEndpoint).Port;
-		l.Stop();
-		return port;
-	}
+	public static int FreePort() => Ports.Free();
 }
 
 /// <summary>

@@ -96,14 +96,7 @@ public class SmtpInteropTests
 		Assert.That(t.Captures(), Has.Count.EqualTo(1));
 	}
 
-	static int Port()
-	{
-		var l = new TcpListener(IPAddress.Loopback, 0);
-		l.Start();
-		var p = ((IPEndPoint)l.LocalEndpoint).Port;
-		l.Stop();
-		return p;
-	}
+	static int Port() => Ports.Free();
 
 	static void WaitListening(int port, Process p)
 	{
