@@ -118,10 +118,7 @@ static class Listener
 			return;
 		}
 		try {
-			await Program.Serve(opt, new NetConn { Stream = stream, Lsys = lsys, Rsys = rsys });
-		} catch (Exception e) {
-			// one session's failure is its own: log it, the listener goes on
-			Syslog.Log("smtpd", $"session with {rsys} failed: {e.GetType().Name}: {e.Message}");
+			await Program.Serve(opt, new NetConn { Stream = stream, Lsys = lsys, Rsys = rsys }); // logs a failure itself
 		} finally {
 			sessions.Leave(rsys);
 		}

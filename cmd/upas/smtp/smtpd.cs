@@ -17,17 +17,25 @@ static class Program
 			Console.Error.WriteLine($"smtpd: can't get remote system's address: {err}");
 			return 1;
 		}
+		return await Serve(opt, conn);
+	}
+
+	/// <summary>
+	/// Everything after the connection is known: config, -k, the session. A session that fails is logged and
+	/// ends alone, status 1: under -L the listener goes on, and no stack trace reaches stderr (under inetd or
+	/// listen1 the client's connection).
+	/// </summary>
+	public static async Task<int> Serve(Options opt, NetConn conn)
+	{
 		try {
-			return await Serve(opt, conn);
+			return await RunSession(opt, conn);
 		} catch (Exception e) {
-			// no stack trace: under inetd stderr is the client's connection
 			Syslog.Log("smtpd", $"session with {conn.Rsys} failed: {e.GetType().Name}: {e.Message}");
 			return 1;
 		}
 	}
 
-	/// <summary>Everything after the connection is known: config, -k, the session.</summary>
-	public static async Task<int> Serve(Options opt, NetConn conn)
+	static async Task<int> RunSession(Options opt, NetConn conn)
 	{
 		if (Policy.Killed(conn.Rsys, opt.Kill))
 			return 1; // -k: nothing sent, nothing logged, nothing read
