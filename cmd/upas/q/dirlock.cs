@@ -19,7 +19,7 @@ sealed class DirLock : IDisposable
 		var fd = Syscall.open(dir, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC);
 		if (fd < 0)
 			throw new IOException(Posix.Message(Posix.Error()));
-		if (Posix.Flock(fd, Posix.LOCK_EX | Posix.LOCK_NB) == 0)
+		if (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) == 0)
 			return new DirLock(fd);
 		var err = Posix.Error();
 		Syscall.close(fd);

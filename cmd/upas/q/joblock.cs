@@ -21,7 +21,7 @@ sealed class JobLock : IDisposable
 		var fd = Syscall.open(path, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC);
 		if (fd < 0)
 			return null;
-		if (Posix.Flock(fd, Posix.LOCK_EX | Posix.LOCK_NB) < 0 || !SameFile(fd, path)) {
+		if (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) < 0 || !SameFile(fd, path)) {
 			Syscall.close(fd);
 			return null;
 		}
@@ -49,13 +49,10 @@ sealed class JobLock : IDisposable
 		}
 	}
 
-	/// <summary>Serialises process creation while a job's lock is inheritable: no other child gets it.</summary>
-	public static readonly object SpawnGate = new();
-
-	/// <summary>Starts a process (start is called under SpawnGate) that inherits this lock: dup clears close-on-exec.</summary>
+	/// <summary>Starts a process (start is called under Spawn.Gate) that inherits this lock: dup clears close-on-exec.</summary>
 	public T Inherit<T>(Func<T> start)
 	{
-		lock (SpawnGate) {
+		lock (Spawn.Gate) {
 			var dup = Syscall.dup(fd);
 			try {
 				return start();

@@ -52,7 +52,7 @@ sealed class LoadLimit(string root, int limit)
 		if (fd < 0)
 			return null;
 		try {
-			if (Posix.Flock(fd, Posix.LOCK_EX) != 0)
+			if (FileLock.Flock(fd, FileLock.Ex) != 0)
 				return null;
 			var n = change(Read(fd));
 			if (n is null)

@@ -121,7 +121,7 @@ static class Mbox
 			return -1; // as Plan 9: deliver without the lock rather than not at all
 		}
 		var deadline = DateTime.UtcNow + LockWait;
-		while (Posix.Flock(fd, Posix.LOCK_EX | Posix.LOCK_NB) != 0) {
+		while (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) != 0) {
 			if (DateTime.UtcNow >= deadline) {
 				Syscall.close(fd);
 				throw new TempFail($"mailbox locked: {path}");

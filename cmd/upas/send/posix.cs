@@ -1,25 +1,10 @@
-using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 
 namespace Upas.Send;
 
-/// <summary>The few system calls Mono.Posix lacks, and whole-buffer writes.</summary>
-static partial class Posix
+/// <summary>Whole-buffer writes, directory syncs, the user's name, a dying process.</summary>
+static class Posix
 {
-	public const int LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
-
-	[LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
-	private static partial int flock_(int fd, int op);
-
-	public static int Flock(int fd, int op)
-	{
-		int r;
-		do
-			r = flock_(fd, op);
-		while (r < 0 && Marshal.GetLastPInvokeError() == (int)Errno.EINTR);
-		return r;
-	}
-
 	/// <summary>Writes all of data; false on an error.</summary>
 	public static unsafe bool WriteAll(int fd, ReadOnlySpan<byte> data)
 	{
