@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Mono.Unix.Native;
 
 namespace Upas.Runq;
 
@@ -128,25 +129,16 @@ sealed class Job(Options o, string subdir, string dir, string ctlName)
 
 	/// <summary>
 	/// Runs cmd with stdin the D. file and stderr appended to the E. file (the files themselves, as Plan 9
-	/// does, so a command outliving a killed runq still reads all of the message and leaves its words),
-	/// holding the job's lock and told the job's name in $runqjob. Exit 0 → (null, false); 2 or death by
+	/// does: Spawn.WithFiles), holding the job's lock and told the job's name in $runqjob. Exit 0 → (null, false); 2 or death by
 	/// a signal → retry; anything else is a permanent failure (plan9port's convention).
 	/// </summary>
 	(string? Status, bool Retry) Exec(List<string> av, JobLock lk)
 	{
-		if (Mono.Unix.Native.Syscall.access(av[0], Mono.Unix.Native.AccessModes.X_OK) != 0 || Directory.Exists(av[0])) {
+		if (Syscall.access(av[0], AccessModes.X_OK) != 0 || Directory.Exists(av[0])) {
 			File.AppendAllText(Name('E'), $"runq: can't exec {av[0]}: not an executable file\n");
 			return ($"can't exec {av[0]} - Retry", true);
 		}
-		// sh only opens the files and execs the command: the redirections are the command's own descriptors
-		var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-		psi.ArgumentList.Add("-c");
-		psi.ArgumentList.Add("d=$1 e=$2; shift 2; exec \"$@\" <\"$d\" 2>>\"$e\"");
-		psi.ArgumentList.Add("runq");
-		psi.ArgumentList.Add(Name('D'));
-		psi.ArgumentList.Add(Name('E'));
-		foreach (var a in av)
-			psi.ArgumentList.Add(a);
+		var psi = Spawn.WithFiles(Name('D'), Name('E'), av);
 		psi.Environment["runqjob"] = Name('C');
 		if (!File.Exists(Name('E')))
 			CreateErrorFile();

@@ -29,12 +29,10 @@ static class ReturnMail
 		var bfile = Path.Join(Path.GetDirectoryName(dfile), "B." + Path.GetFileName(dfile)[2..]);
 		try {
 			File.WriteAllBytes(bfile, Message(av, dfile, efile, status));
-			var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-			foreach (var w in new[] { "-c", "b=$1; shift; exec \"$@\" <\"$b\"", "returnmail", bfile, SendPath, sender })
-				psi.ArgumentList.Add(w);
+			var psi = Spawn.WithFiles(bfile, null, [SendPath, sender]);
 			psi.Environment["upasname"] = "/dev/null";
 			Process p;
-			lock (JobLock.SpawnGate)
+			lock (Spawn.Gate)
 				p = Process.Start(psi)!;
 			using (p) {
 				p.WaitForExit();
@@ -58,7 +56,6 @@ static class ReturnMail
 	/// <summary>The bounce: "Your request ``tag dest rcpts… '' failed (code status)." and the E. file, then the message.</summary>
 	internal static byte[] Message(List<string> av, string dfile, string efile, string status)
 	{
-		var boundary = "upas-" + string.Concat(Enumerable.Range(0, 26).Select(_ => (char)('a' + Random.Shared.Next(26))));
 		var text = new StringBuilder();
 		var tag = av[1].Length > 20 ? av[1][..20] : av[1];
 		text.Append($"Your request ``{tag} ");
@@ -68,18 +65,9 @@ static class ReturnMail
 		if (File.Exists(efile))
 			text.Append(Encoding.Latin1.GetString(File.ReadAllBytes(efile)));
 
-		var m = new MemoryStream();
-		void Put(string s) => m.Write(Encoding.Latin1.GetBytes(s));
 		var now = DateTimeOffset.Now;
-		Put($"From: postmaster\nTo: {av[2]}\nSubject: permanent failure\n");
-		Put($"Date: {now:ddd, d MMM yyyy HH:mm:ss} {(now.Offset < TimeSpan.Zero ? '-' : '+')}{now.Offset:hhmm}\n");
-		Put($"MIME-Version: 1.0\nContent-Type: multipart/mixed;\n\tboundary=\"{boundary}\"\nContent-Disposition: inline\n\n");
-		Put($"This is a multi-part message in MIME format.\n--{boundary}\n");
-		Put("Content-Disposition: inline\nContent-Type: text/plain; charset=\"US-ASCII\"\nContent-Transfer-Encoding: 7bit\n\n");
-		Put(text.ToString());
-		if (text[^1] != '\n')
-			Put("\n");
-		Put($"--{boundary}\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n");
+		var header = $"From: postmaster\nTo: {av[2]}\nSubject: permanent failure\n" +
+			$"Date: {now:ddd, d MMM yyyy HH:mm:ss} {(now.Offset < TimeSpan.Zero ? '-' : '+')}{now.Offset:hhmm}\n";
 		var data = File.Exists(dfile) ? File.ReadAllBytes(dfile) : [];
 		var start = 0;
 		if (data.AsSpan().StartsWith("From "u8)) {
@@ -87,10 +75,7 @@ static class ReturnMail
 			var nl = Array.IndexOf(data, (byte)'\n');
 			start = nl < 0 ? data.Length : nl + 1;
 		}
-		m.Write(data, start, data.Length - start);
-		if (data.Length > start && data[^1] != '\n')
-			Put("\n");
-		Put($"--{boundary}--\n");
-		return m.ToArray();
+		byte[] message = data.Length > start && data[^1] != '\n' ? [.. data.AsSpan(start), (byte)'\n'] : data[start..];
+		return MimeBounce.Compose(header, text.ToString(), message);
 	}
 }
