@@ -121,20 +121,6 @@ public class ChainTests
 	static string[] LocalLog(Tree t, string name) => Log(t, LocalSys, name);
 	static string[] RemoteLog(Tree t, string name) => Log(t, RemoteSys, name);
 
-	static string Mbox(Tree t, string user)
-	{
-		var p = t.P($"/mail/box/{user}/mbox");
-		return File.Exists(p) ? File.ReadAllText(p, Encoding.Latin1) : "";
-	}
-
-	/// <summary>An mbox cut into its messages: each starts with a From_ line (a "From " in a body is escaped).</summary>
-	static List<string> Messages(string mbox)
-	{
-		var starts = Regex.Matches(mbox, "^From ", RegexOptions.Multiline).Select(m => m.Index).ToList();
-		Assert.That(mbox.Length == 0 || starts.FirstOrDefault(-1) == 0, Is.True, "the mbox starts with a From_ line");
-		return starts.Select((s, i) => mbox[s..(i + 1 < starts.Count ? starts[i + 1] : mbox.Length)]).ToList();
-	}
-
 	/// <summary>The files of the sending host's queue (in every user directory), as dir/name.</summary>
 	static string[] Queue(Tree t)
 	{
@@ -144,15 +130,7 @@ public class ChainTests
 	}
 
 	/// <summary>Waits for cond, at most Patience; fails with what() when it does not come.</summary>
-	static void Await(Func<bool> cond, Func<string> what)
-	{
-		var sw = Stopwatch.StartNew();
-		while (!cond()) {
-			if (sw.Elapsed > Patience)
-				Assert.Fail($"not within {Patience.TotalSeconds} s: {what()}");
-			Thread.Sleep(100);
-		}
-	}
+	static void Await(Func<bool> cond, Func<string> what) => Wait.Until(cond, what, Patience, 100);
 
 	/// <summary>
 	/// Waits until no process but the listeners names the tree on its command line: the runq that send started
@@ -247,8 +225,8 @@ public class ChainTests
 		Quiesce(local, listener);
 
 		// the remote mailbox: one message, byte for byte what bob reads
-		var box = Mbox(remote, "bob");
-		var msgs = Messages(box);
+		var box = Mail.Box(remote, "bob");
+		var msgs = Mail.Split(box);
 		Assert.That(msgs, Has.Count.EqualTo(1), box);
 		var m = Regex.Match(msgs[0], $"^From cs\\.bell-labs\\.com!alice ({Date})\nReceived: from gnot\\.cs\\.bell-labs\\.com \\(\\[127\\.0\\.0\\.1\\]\\) by plan9; ({Date})\n");
 		Assert.That(m.Success, Is.True, msgs[0]);
@@ -331,7 +309,7 @@ public class ChainTests
 		var py = RunClient("python3", "-c", PythonMany, "carol", "1", port, "3");
 		Assert.That(py, Does.Contain("221"));
 
-		var msgs = Messages(Mbox(remote, "bob"));
+		var msgs = Mail.Split(Mail.Box(remote, "bob"));
 		Assert.That(msgs, Has.Count.EqualTo(2));
 		var from = $@"^From cat-v\.org!alice {Date}\nReceived: from client\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\n";
 		Assert.That(msgs[0], Does.Match(from));
@@ -346,7 +324,7 @@ public class ChainTests
 		const int n = 20, lines = 1500;
 		var clients = new[] { "dave", "erin" }.Select(who => Task.Run(() => RunClient("python3", "-c", PythonMany, who, n.ToString(CultureInfo.InvariantCulture), port, lines.ToString(CultureInfo.InvariantCulture)))).ToArray();
 		Task.WaitAll(clients);
-		msgs = Messages(Mbox(remote, "bob"));
+		msgs = Mail.Split(Mail.Box(remote, "bob"));
 		Assert.That(msgs, Has.Count.EqualTo(2 * n));
 		var seen = new HashSet<string>();
 		foreach (var msg in msgs) {
@@ -411,7 +389,7 @@ public class ChainTests
 		Assert.That(fixedRun.Exit, Is.EqualTo(0), fixedRun.Err);
 		Assert.That(Queue(local), Is.Empty, Dump(("local", local), ("remote", remote)));
 		Assert.That(LocalLog(local, "runq")[2..], Is.EqualTo(new[] { runq[0], "removing " + ctl }));
-		var msgs = Messages(Mbox(remote, "bob"));
+		var msgs = Mail.Split(Mail.Box(remote, "bob"));
 		Assert.That(msgs, Has.Count.EqualTo(1));
 		Assert.That(msgs[0], Does.Match($"^From cs\\.bell-labs\\.com!alice {Date}\nReceived: from gnot\\.cs\\.bell-labs\\.com "));
 		Assert.That(msgs[0], Does.EndWith("\n\n From the desk of Alice: lunch?\n.a leading dot\n..two dots\n.\n>From stays\ncaf\u00e9 cr\u00e8me, 8-bit\n\ttabbed   and trailing blanks   \n\nlast line\n\n"));
@@ -448,7 +426,7 @@ public class ChainTests
 		Assert.That(File.Exists(remote.P("/mail/box/bob/mbox")), Is.False);
 
 		// the bounce: from /dev/null (never bounced back), runq's text with smtp's symptom, the original attached
-		var msgs = Messages(Mbox(local, "alice"));
+		var msgs = Mail.Split(Mail.Box(local, "alice"));
 		Assert.That(msgs, Has.Count.EqualTo(1));
 		var b = msgs[0];
 		Assert.That(b, Does.Match($"^From /dev/null {Date}\nFrom: postmaster\nTo: alice\nSubject: permanent failure\nDate: .+\nMIME-Version: 1\\.0\nContent-Type: multipart/mixed;\n\tboundary=\"(upas-[a-z]{{26}})\"\nContent-Disposition: inline\n\nThis is a multi-part message in MIME format\\.\n--\\1\n"));
@@ -508,9 +486,9 @@ public class ChainTests
 			p.WaitForExit(30_000);
 		}
 		Quiesce(local, listener); // the smtps of killed runqs
-		var box = Mbox(remote, "bob");
+		var box = Mail.Box(remote, "bob");
 		var seen = new Dictionary<int, int>();
-		foreach (var m in Messages(box)) {
+		foreach (var m in Mail.Split(box)) {
 			var subj = Regex.Match(m, @"\nSubject: queued (\d+)\n");
 			Assert.That(subj.Success, Is.True, m[..Math.Min(m.Length, 500)]);
 			var n = int.Parse(subj.Groups[1].Value);

@@ -30,19 +30,6 @@ public class CrashTests
 		return (e, x);
 	}
 
-	static string Mbox(Tree t, string user) =>
-		File.Exists(t.P($"/mail/box/{user}/mbox")) ? File.ReadAllText(t.P($"/mail/box/{user}/mbox"), Encoding.Latin1) : "";
-
-	static void WaitFor(Func<bool> cond, string what, int ms = 20_000)
-	{
-		var sw = Stopwatch.StartNew();
-		while (!cond()) {
-			if (sw.ElapsedMilliseconds > ms)
-				Assert.Fail("timed out waiting for " + what);
-			Thread.Sleep(20);
-		}
-	}
-
 	/// <summary>The processes whose parent is pid (from /proc/N/stat).</summary>
 	static List<int> Children(int pid)
 	{
@@ -105,7 +92,7 @@ public class CrashTests
 	{
 		using var t = NewTree("bob");
 		Assert.That(Send(t, EnvLine + "Subject: one\n\nfirst\n", "-r", "bob").Exit, Is.EqualTo(0));
-		var one = Mbox(t, "bob");
+		var one = Mail.Box(t, "bob");
 		// what a send killed in the middle of its write leaves: half an entry, and its note in L.mbox
 		var box = t.P("/mail/box/bob/mbox");
 		const string half = "From example.org!alice Mon Nov 24 01:22:00 EST 2025\nSubject: half\n\nthe first ha";
@@ -113,7 +100,7 @@ public class CrashTests
 		var ino = new Mono.Unix.UnixFileInfo(box).Inode;
 		File.WriteAllText(t.P("/mail/box/bob/L.mbox"), $"{ino} {one.Length} 4096\n");
 		Assert.That(Send(t, EnvLine + "Subject: two\n\nsecond\n", "-r", "bob").Exit, Is.EqualTo(0));
-		Assert.That(Mbox(t, "bob"), Is.EqualTo(one + "From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: two\n\nsecond\n\n"));
+		Assert.That(Mail.Box(t, "bob"), Is.EqualTo(one + "From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: two\n\nsecond\n\n"));
 		Assert.That(t.Read("/sys/log/mail"), Does.Contain($"{box}: removed {half.Length} bytes of an interrupted delivery"));
 		Assert.That(new FileInfo(t.P("/mail/box/bob/L.mbox")).Length, Is.EqualTo(0), "the note is gone once the append is done");
 	}
@@ -124,12 +111,12 @@ public class CrashTests
 	{
 		using var t = NewTree("bob");
 		Assert.That(Send(t, EnvLine + "Subject: one\n\nfirst\n", "-r", "bob").Exit, Is.EqualTo(0));
-		var one = Mbox(t, "bob");
+		var one = Mail.Box(t, "bob");
 		var ino = new Mono.Unix.UnixFileInfo(t.P("/mail/box/bob/mbox")).Inode;
 		// a mailbox rewritten by a mail reader since (another file), or grown past the note's append
 		File.WriteAllText(t.P("/mail/box/bob/L.mbox"), how == "other-inode" ? $"{ino + 1} 0 4096\n" : $"{ino} 0 3\n");
 		Assert.That(Send(t, EnvLine + "Subject: two\n\nsecond\n", "-r", "bob").Exit, Is.EqualTo(0));
-		Assert.That(Mbox(t, "bob"), Does.StartWith(one).And.EndWith("Subject: two\n\nsecond\n\n"));
+		Assert.That(Mail.Box(t, "bob"), Does.StartWith(one).And.EndWith("Subject: two\n\nsecond\n\n"));
 		Assert.That(t.Read("/sys/log/mail"), Does.Not.Contain("interrupted"));
 	}
 
@@ -161,12 +148,12 @@ public class CrashTests
 		using (var p = Process.Start(psi)!)
 			Assert.That(p.WaitForExit(30_000), Is.True);
 		if (delivered) {
-			Assert.That(Mbox(t, "bob"), Does.Contain("Subject: half\n\nthe first half\n\n"));
+			Assert.That(Mail.Box(t, "bob"), Does.Contain("Subject: half\n\nthe first half\n\n"));
 			return;
 		}
-		WaitFor(() => File.Exists(err) && File.ReadAllText(err).Contains("nothing delivered"), "send's complaint");
+		Wait.Until(() => File.Exists(err) && File.ReadAllText(err).Contains("nothing delivered"), () => "send's complaint", TimeSpan.FromSeconds(20));
 		Assert.That(File.ReadAllText(err), Is.EqualTo("send: the sender died before the end of the message; nothing delivered\n"));
-		Assert.That(Mbox(t, "bob"), Is.Empty);
+		Assert.That(Mail.Box(t, "bob"), Is.Empty);
 	}
 
 	// ---- runq and smtp ----
@@ -199,7 +186,7 @@ public class CrashTests
 			""", 0x1ed);
 		var (_, _, exit) = Tree.Exec(t.Prog(Repo.Bin("runq"), ["-a", t.P("/mail/queue"), t.P("/cmd")]), []);
 		Assert.That(exit, Is.EqualTo(137), "runq died of SIGKILL");
-		WaitFor(() => File.Exists(t.P("/lock")), "the orphaned command");
+		Wait.Until(() => File.Exists(t.P("/lock")), () => "the orphaned command", TimeSpan.FromSeconds(20));
 		Assert.That(t.Read("/lock"), Is.EqualTo("held\n"), "the command holds the job's lock when runq is gone");
 		Assert.That(t.Read("/got"), Is.EqualTo($"From alice Thu Nov 26 03:35:01 UTC 2026 remote from gnot\nSubject: 000001\n\n{body}"));
 		Assert.That(File.ReadAllText(Path.Join(dir, "E.000001")), Is.EqualTo("the words of the command\n"));
@@ -261,16 +248,11 @@ public class CrashTests
 		return sb.ToString();
 	}
 
-	static readonly Regex Entry = new(@"^From \S+ .*\n", RegexOptions.Multiline);
-
 	/// <summary>The mbox's entries by message number; fails on any entry that is not a whole message of the loop.</summary>
 	static Dictionary<int, int> Entries(string mbox)
 	{
 		var count = new Dictionary<int, int>();
-		var starts = Entry.Matches(mbox).Select(m => m.Index).Append(mbox.Length).ToArray();
-		Assert.That(starts[0], Is.EqualTo(0), "the mailbox starts with a From line");
-		for (var i = 0; i + 1 < starts.Length; i++) {
-			var e = mbox[starts[i]..starts[i + 1]];
+		foreach (var e in Mail.Split(mbox)) {
 			var m = Regex.Match(e, @"\nSubject: kill (\d+)\n");
 			Assert.That(m.Success, Is.True, $"an entry without its Subject: {e[..Math.Min(e.Length, 1000)]}");
 			var n = int.Parse(m.Groups[1].Value);
@@ -352,8 +334,8 @@ public class CrashTests
 		} finally {
 			l.Dispose();
 		}
-		WaitFor(() => Running(Repo.Bin("send"), t).Count == 0, "orphaned sends", 60_000);
-		var got = Entries(Mbox(t, "glenda"));
+		Wait.Until(() => Running(Repo.Bin("send"), t).Count == 0, () => "orphaned sends", TimeSpan.FromSeconds(60));
+		var got = Entries(Mail.Box(t, "glenda"));
 		TestContext.Out.WriteLine($"{tried} messages tried, {acked.Count} acknowledged, {got.Count} in the mailbox; killed send {kills.send}×, the listener {kills.listener}×");
 		Assert.That(kills.send, Is.GreaterThan(3), "the loop killed sends");
 		Assert.That(kills.listener, Is.GreaterThan(1), "the loop killed listeners");

@@ -53,6 +53,39 @@ static class Ports
 	}
 }
 
+/// <summary>Mailboxes of a test tree, as a reader sees them.</summary>
+static class Mail
+{
+	/// <summary>/mail/box/user/mbox's text, "" when there is none.</summary>
+	public static string Box(Tree t, string user)
+	{
+		var p = t.P($"/mail/box/{user}/mbox");
+		return File.Exists(p) ? File.ReadAllText(p, Encoding.Latin1) : "";
+	}
+
+	/// <summary>An mbox cut into its messages: each starts with a From_ line (a "From " in a body is escaped).</summary>
+	public static List<string> Split(string mbox)
+	{
+		var starts = Regex.Matches(mbox, "^From ", RegexOptions.Multiline).Select(m => m.Index).ToList();
+		Assert.That(mbox.Length == 0 || starts.FirstOrDefault(-1) == 0, Is.True, "the mbox starts with a From_ line");
+		return starts.Select((s, i) => mbox[s..(i + 1 < starts.Count ? starts[i + 1] : mbox.Length)]).ToList();
+	}
+}
+
+static class Wait
+{
+	/// <summary>Polls cond until it holds; fails the test with what() when it has not within limit.</summary>
+	public static void Until(Func<bool> cond, Func<string> what, TimeSpan limit, int pollMs = 20)
+	{
+		var sw = Stopwatch.StartNew();
+		while (!cond()) {
+			if (sw.Elapsed > limit)
+				Assert.Fail($"not within {limit.TotalSeconds} s: {what()}");
+			Thread.Sleep(pollMs);
+		}
+	}
+}
+
 /// <summary>Result of one smtpd run over pipes.</summary>
 sealed record RunResult(string Out, int Exit, string Err);
 
