@@ -141,21 +141,21 @@ static class Program
 				Syslog.Log("mail", $"delivered {b.User} From {msg.Sender} {msg.Date}{Targets.Via(b.Origin, b.User)} {msg.Body.Length}");
 			}
 		}
+		byte[]? queueData = null; // what Plan 9 pipes and queues alike: the "remote from" envelope line, no escapes
+		byte[] QueueData() => queueData ??= msg.QueueData(sys);
 		if (t.Pipes.Count > 0) {
-			var data = msg.QueueData(sys); // what Plan 9 pipes: the "remote from" envelope line, no escapes
 			foreach (var p in t.Pipes) {
 				var addr = "local!" + p.User;
-				if (Pipeto.Run(p.User, p.Program, data) is { } why)
+				if (Pipeto.Run(p.User, p.Program, QueueData()) is { } why)
 					t.Fail(p.Origin is null ? p.Given : addr, p.Origin, why);
 				else
 					Syslog.Log("mail", $"remote {addr} From {msg.Sender} {msg.Date}{Targets.Via(p.Origin, addr)} {msg.Body.Length}");
 			}
 		}
 		if (t.HostOrder.Count > 0) {
-			var data = msg.QueueData(sys);
 			foreach (var h in t.HostOrder) {
 				var users = t.Hosts[h];
-				Queue.Enqueue(msg.Sender, h, users.Select(x => x.Rt.User), data);
+				Queue.Enqueue(msg.Sender, h, users.Select(x => x.Rt.User), QueueData());
 				foreach (var (rt, origin) in users) {
 					var addr = $"{rt.Host}!{rt.User}";
 					Syslog.Log("mail", $"remote {addr} From {msg.Sender} {msg.Date}{Targets.Via(origin, addr)} {msg.Body.Length}");
