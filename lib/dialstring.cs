@@ -56,6 +56,30 @@ public sealed record DialString(string? NetDir, string Net, string Host, string 
 		["domain"] = 53,
 	};
 
+	/// <summary>
+	/// True when host is a number in a notation inet_aton(3) or a resolver would take for an IPv4 address
+	/// (2130706435, 0x7f000001, 0177.1, 127.1, 127.000.0.1, "1.2.3.4.") but not a plain dotted quad: every
+	/// label decimal or 0x-hex. Such a host hides the address it dials (decisions #21) and is never dialled.
+	/// </summary>
+	public static bool IsBareNumber(string host)
+	{
+		var h = host.EndsWith('.') ? host[..^1] : host;
+		if (h.Length == 0)
+			return false;
+		var labels = h.Split('.');
+		foreach (var l in labels)
+			if (!IsNumberLabel(l))
+				return false;
+		return !(ReferenceEquals(h, host) && IsDottedQuad(labels));
+	}
+
+	static bool IsNumberLabel(string l) =>
+		l.Length > 0 && (l.All(char.IsAsciiDigit) || (l.Length >= 2 && l[0] == '0' && (l[1] is 'x' or 'X') && l.Skip(2).All(char.IsAsciiHexDigit)));
+
+	// four decimal numbers 0-255 without leading zeros (a leading zero is octal to inet_aton)
+	static bool IsDottedQuad(string[] labels) =>
+		labels.Length == 4 && labels.All(l => l.Length <= 3 && l.All(char.IsAsciiDigit) && (l.Length == 1 || l[0] != '0') && int.Parse(l, System.Globalization.CultureInfo.InvariantCulture) <= 255);
+
 	public static int? ServicePort(string service)
 	{
 		if (service.Length > 0 && service.All(char.IsAsciiDigit))

@@ -51,7 +51,7 @@ public class SmtpUnitTests
 	[TestCase("100%%zz", "100%%zz")]
 	[TestCase("50%", "50%")]
 	[TestCase("plain", "plain")]
-	public void Unescape(string a, string want) => Assert.That(Addr.Unescape(a), Is.EqualTo(want));
+	public void Unescape(string a, string want) => Assert.That(QueueWord.Unescape(a), Is.EqualTo(want));
 
 	[TestCase("bob", false, "bob@testhost.example.com")]
 	[TestCase("x!y", false, "x!y@testhost.example.com")]

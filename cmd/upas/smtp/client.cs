@@ -35,12 +35,13 @@ sealed class Alarm(string farend) : IDisposable
 }
 
 /// <summary>One delivery (or ping): connect, the dialogue of smtp.md §4, the reports of §11.</summary>
-sealed class Client(Options o, Names names, string from)
+/// <param name="rcpts">the recipients as sent, decoded and in @ form, checked by <see cref="Envelope"/>; unqualified ones get @ddomain</param>
+sealed class Client(Options o, Names names, string from, string[] rcpts)
 {
-	Stream? net;		// the connection: the socket's stream, later the TLS stream
+	Stream? net;		// the connection: the socket's stream, later the TLS stream; null once unusable
 	Socket? sock;
-	readonly byte[] rbuf = new byte[4096];
-	int rpos, rlen;
+	ReplyReader? reader;
+	bool broken;		// the server broke the protocol: nothing more is said to it, not even QUIT
 	string reply = "";	// the last reply, every line ending in LF
 	string ddomain = "";
 	string? mxname;
@@ -72,6 +73,13 @@ sealed class Client(Options o, Names names, string from)
 				err.WriteLine($"smtp: {xerr} ({addr})");
 				return Status.Giveup;
 			}
+			// decisions #21: a host written as a number is refused before any DNS query or connection
+			if (DialGuard.HostRefusal(ds.Host) is { } why) {
+				var shown = EnvAddr.Printable(addr);
+				Syslog.Log("smtp.fail", $"{why} ({shown})");
+				err.WriteLine($"smtp: {why} ({shown})");
+				return Status.Giveup;
+			}
 			ddomain = ds.Host;
 			var dialer = new MxDial(o, Trace);
 			sock = dialer.Dial(ds, ref ddomain, out var derr);
@@ -82,10 +90,13 @@ sealed class Client(Options o, Names names, string from)
 			}
 			mxname = dialer.Reached;
 			net = new NetworkStream(sock, ownsSocket: true);
+			reader = new ReplyReader(net);
 			try {
 				return Dialogue(addr);
 			} finally {
-				net.Dispose();
+				// net is null after a failed TLS handshake: the socket is closed through sock
+				net?.Dispose();
+				sock.Dispose();
 			}
 		}
 	}
@@ -116,7 +127,7 @@ sealed class Client(Options o, Names names, string from)
 	{
 		var scale = o.Scale;
 		string? rv;
-		var errs = new string?[o.Rcpts.Length];
+		var errs = new string?[rcpts.Length];
 		var ok = 0;
 		alarm.Set(10 * scale);
 		if ((rv = Hello(names.HelloDomain, false)) is not null)
@@ -124,14 +135,16 @@ sealed class Client(Options o, Names names, string from)
 		alarm.Set(10 * scale);
 		if ((rv = MailFrom()) is not null)
 			return Error(addr, rv);
-		for (var i = 0; i < o.Rcpts.Length; i++) {
-			var trv = RcptTo(o.Rcpts[i]);
+		for (var i = 0; i < rcpts.Length; i++) {
+			var trv = RcptTo(rcpts[i]);
 			if (trv is not null) {
 				if (rv != Status.Giveup)
 					rv = trv;	// the worst so far
 				errs[i] = reply.TrimEnd('\n');
 			} else
 				ok++;
+			if (broken)
+				return Error(addr, Status.Retry);
 		}
 		if (ok == 0 || rv == Status.Retry)
 			return Error(addr, rv);
@@ -142,10 +155,10 @@ sealed class Client(Options o, Names names, string from)
 		var drv = Data();
 		if (drv is not null)
 			return Error(addr, drv);
-		if (ok == o.Rcpts.Length)
+		if (ok == rcpts.Length)
 			RunqJob.Delivered();
 		Quit(null);
-		if (ok == o.Rcpts.Length)
+		if (ok == rcpts.Length)
 			return null;
 		// some recipients failed, the others got the message
 		err.WriteLine($"{PlanTime.Ctime(DateTime.Now)} connect to {addr}:");
@@ -164,8 +177,7 @@ sealed class Client(Options o, Names names, string from)
 		var r = reply.EndsWith('\n') ? reply[..^1] : reply;
 		Syslog.Log("smtp.fail", $"{(o.Ping ? "ping" : "delivery")} to {addr} failed: {r}");
 		err.WriteLine($"{PlanTime.Ctime(DateTime.Now)} connect to {addr}:\n{r}");
-		if (net is not null)
-			Quit(rv);
+		Quit(rv);
 		return rv;
 	}
 
@@ -174,11 +186,18 @@ sealed class Client(Options o, Names names, string from)
 	/// <summary>Sends one command line; trace shows it unless it is a secret (then traceAs).</summary>
 	void Send(string line, string? traceAs = null)
 	{
+		// the last guard of decisions #22: nothing but one whole command ever goes out (the envelope is checked before connecting)
+		if (line.Any(c => c < 0x20 || c == 0x7f)) {
+			err.WriteLine($"smtp: not sent: control character in command {EnvAddr.Printable(line)}");
+			Environment.Exit(Program.Exit(Status.Giveup));
+		}
 		Trace(traceAs ?? line);
+		if (net is null)
+			Closed();
 		try {
 			net!.Write(Encoding.Latin1.GetBytes(line + "\r\n"));
 			net.Flush();
-		} catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException) {
+		} catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException) {
 			Closed();
 		}
 	}
@@ -194,56 +213,43 @@ sealed class Client(Options o, Names names, string from)
 		Environment.Exit(Program.Exit(Status.Retry));
 	}
 
-	int ReadByte()
-	{
-		if (rpos >= rlen) {
-			try {
-				rlen = net!.Read(rbuf, 0, rbuf.Length);
-			} catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException) {
-				rlen = 0;
-			}
-			rpos = 0;
-			if (rlen <= 0)
-				return -1;
-		}
-		return rbuf[rpos++];
-	}
-
-	/// <summary>One line without CR LF (a lone CR stays); null at the end of the connection.</summary>
-	string? ReadLine()
-	{
-		var sb = new StringBuilder();
-		for (;;) {
-			var c = ReadByte();
-			if (c < 0) {
-				reply += sb + "connection closed unexpectedly by remote system\n";
-				return null;
-			}
-			if (c == '\n')
-				break;
-			sb.Append((char)c);
-		}
-		if (sb.Length > 0 && sb[^1] == '\r')
-			sb.Length--;
-		var line = sb.ToString();
-		Trace(line);
-		reply += line + "\n";
-		return line;
-	}
-
-	/// <summary>Reads a reply into <see cref="reply"/>; its class (the first digit of the last line), or -1.</summary>
+	/// <summary>
+	/// Reads a reply into <see cref="reply"/>; its class (the first digit of the last line), or -1: the connection
+	/// ended, a line has no code, or the reply is too big (then <see cref="broken"/> is set, and reply says why).
+	/// </summary>
 	int GetReply()
 	{
+		var sb = new StringBuilder();
 		reply = "";
-		for (;;) {
-			var line = ReadLine();
-			if (line is null)
+		if (reader is null || broken)
+			return -1;
+		for (var n = 0; ; n++) {
+			if (n == ReplyReader.MaxLines)
+				return ProtocolError($"protocol error: a reply of more than {ReplyReader.MaxLines} lines");
+			var end = reader.Line(out var line);
+			if (end == ReplyReader.End.TooLong)
+				return ProtocolError($"protocol error: a reply line longer than {ReplyReader.MaxLine} bytes");
+			if (end == ReplyReader.End.Eof) {
+				reply = sb.Append(line).Append("connection closed unexpectedly by remote system\n").ToString();
 				return -1;
+			}
+			Trace(line);
+			sb.Append(line).Append('\n');
+			reply = sb.ToString();
 			if (line.Length < 3 || !char.IsAsciiDigit(line[0]) || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2]))
 				return -1;
 			if (line.Length < 4 || line[3] != '-')
 				return line[0] - '0';
 		}
+	}
+
+	/// <summary>A reply too big to take: said in <see cref="reply"/>; the session is over (exit Retry, no QUIT).</summary>
+	int ProtocolError(string why)
+	{
+		Trace(why);
+		reply = why + "\n";
+		broken = true;
+		return -1;
 	}
 
 	static string? Outcome(int cls) => cls switch { 2 => null, 5 => Status.Giveup, _ => Status.Retry };
@@ -255,6 +261,8 @@ sealed class Client(Options o, Names names, string from)
 			if (o.Avoidant) {	// -A: the server waits for us to talk first
 				Send("NOOP");
 				GetReply();
+				if (broken)
+					return Status.Retry;
 			}
 			if (Outcome(GetReply()) is { } g)
 				return g;
@@ -281,9 +289,10 @@ sealed class Client(Options o, Names names, string from)
 	string? StartTls(string me)
 	{
 		Send("STARTTLS");
-		if (GetReply() != 2)
-			return Status.Giveup;
-		rpos = rlen = 0;	// nothing the server sent before the handshake counts
+		var cls = GetReply();
+		if (cls != 2)
+			return cls < 0 ? Status.Retry : Status.Giveup;	// no reply at all is temporary, as everywhere
+		// nothing the server sent before the handshake counts (the reader is replaced below)
 		byte[]? der = null;
 		var tls = new SslStream(net!, leaveInnerStreamOpen: false, (_, cert, _, _) => {
 			der = cert?.GetRawCertData();
@@ -295,13 +304,18 @@ sealed class Client(Options o, Names names, string from)
 				EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
 				CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
 			});
-		} catch (Exception e) when (e is AuthenticationException or IOException) {
-			Syslog.Log("smtp", $"tlsClient to {ddomain}: {e.Message}");
-			reply = $"tlsClient to {ddomain}: {e.Message}\n";
+		} catch (Exception e) when (e is AuthenticationException or IOException or SocketException or ObjectDisposedException or InvalidOperationException or ArgumentException) {
+			// garbage from the server is permanent, as in Plan 9; a connection that breaks or ends is temporary
+			var why = e is AuthenticationException && e.InnerException is not IOException ? e.Message : $"connection lost: {e.Message}";
+			Syslog.Log("smtp", $"tlsClient to {ddomain}: {why}");
+			reply = $"tlsClient to {ddomain}: {why}\n";
 			net = null;
-			return Status.Giveup;
+			reader = null;
+			tls.Dispose();
+			return e is AuthenticationException && e.InnerException is not IOException ? Status.Giveup : Status.Retry;
 		}
 		net = tls;
+		reader = new ReplyReader(tls);
 		if (der is null) {
 			reply = $"tlsClient to {ddomain}: no server certificate\n";
 			return Status.Giveup;
@@ -388,7 +402,7 @@ sealed class Client(Options o, Names names, string from)
 
 	string? RcptTo(string rcpt)
 	{
-		var s = Addr.BangToAt(Addr.Unescape(rcpt));
+		var s = rcpt;
 		if (!s.Contains('@'))
 			s += "@" + ddomain;
 		toLine = toLine is null ? s : toLine + ", " + s;
@@ -427,7 +441,7 @@ sealed class Client(Options o, Names names, string from)
 	/// <summary>QUIT; the reply is read and ignored. While waiting, the alarm ends the run with rv.</summary>
 	void Quit(string? rv)
 	{
-		if (net is null)
+		if (net is null || broken)
 			return;
 		alarm.Quitting = true;
 		alarm.QuitStatus = rv;

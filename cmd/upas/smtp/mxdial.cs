@@ -8,7 +8,7 @@ namespace Upas.Smtp;
 /// <summary>
 /// Connecting to a destination (smtp.md §3, BL algorithm on Unix): MX records in preference order (ties in
 /// random order, RFC 5321 §5.1), at most 16; no MX → the host itself; each candidate's A and AAAA records;
-/// loopback answers refused; -b names skipped; the first TCP connection wins. When nothing can be translated,
+/// this host refused on port 25 (<see cref="DialGuard"/>); -b names skipped; the first TCP connection wins. When nothing can be translated,
 /// the name is dialled through the system's resolver, then the -g gateway.
 /// </summary>
 sealed class MxDial(Options o, Action<string> trace)
@@ -19,7 +19,11 @@ sealed class MxDial(Options o, Action<string> trace)
 	/// <summary>The MX host (or the name dialled) that answered.</summary>
 	public string? Reached { get; private set; }
 
-	sealed class DialError(string msg) : Exception(msg);
+	/// <summary>A failed dial; Illegal ones end the whole attempt (no other candidate is tried).</summary>
+	sealed class DialError(string msg) : Exception(msg)
+	{
+		public bool Illegal => Message.StartsWith("illegal", StringComparison.Ordinal);
+	}
 
 	/// <summary>A connected socket, or null and the error text (Plan 9 style: "illegal", "unknown" and
 	/// "can't translate" mean a permanent failure). ddomain may become the owner name of the MX answer.</summary>
@@ -37,6 +41,8 @@ sealed class MxDial(Options o, Action<string> trace)
 			try {
 				if (gw is null)
 					throw new DialError("can't translate address");
+				if (DialGuard.HostRefusal(gw.Host) is { } why)
+					throw new DialError($"{why} (gateway)");
 				return Direct(gw, Timeout.InfiniteTimeSpan);
 			} catch (DialError e) {
 				err = e.Message;
@@ -66,7 +72,7 @@ sealed class MxDial(Options o, Action<string> trace)
 			}
 			// a domain sending our mail back to us: refused, unless the dial string names another port than smtp's
 			foreach (var a in addrs)
-				if (ds.Port == 25 && (IPAddress.IsLoopback(a) || (a.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(a.MapToIPv4()))))
+				if (DialGuard.Refusal(a, ds.Port.Value) is not null)
 					throw new DialError($"illegal: domain lists {a} as mail server");
 			candidates.Add((name, addrs));
 		}
@@ -83,7 +89,7 @@ sealed class MxDial(Options o, Action<string> trace)
 			trace($"mxdial trying {ds.WithHost(name)}");
 			try {
 				return Connect(name, addrs, ds.Port.Value, DialLimit);
-			} catch (DialError e) {
+			} catch (DialError e) when (!e.Illegal) {
 				trace($"dial: {e.Message}");
 				last = e.Message;
 			}
@@ -100,6 +106,9 @@ sealed class MxDial(Options o, Action<string> trace)
 			r = dns.Query(name, QueryType.MX);
 		} catch (DnsResponseException e) {
 			throw new DialError($"dns failure: {e.Message}");
+		} catch (ArgumentException e) {
+			// DnsClient refuses what cannot be a domain name (a label over 63 bytes, a bad IDN)
+			throw new DialError($"illegal address: {e.Message}");
 		}
 		if (r.HasError) {
 			if (r.Header.ResponseCode is DnsHeaderResponseCode.NotExistentDomain)
@@ -121,9 +130,13 @@ sealed class MxDial(Options o, Action<string> trace)
 			.Take(MaxMx).Select(m => m.Host).ToList();
 	}
 
-	/// <summary>A name's A and AAAA records (an address literal is itself); empty when the lookup fails.</summary>
+	/// <summary>A name's A and AAAA records (an address literal is itself); empty when the lookup fails or the name is a bare number.</summary>
 	IPAddress[] Addresses(LookupClient dns, string name)
 	{
+		if (DialGuard.HostRefusal(name) is { } why) {
+			trace($"dns: mx {name}: {why}");
+			return [];
+		}
 		if (IPAddress.TryParse(name, out var a))
 			return [a];
 		var list = new List<IPAddress>();
@@ -134,7 +147,7 @@ sealed class MxDial(Options o, Action<string> trace)
 					continue;
 				list.AddRange(r.Answers.OfType<ARecord>().Select(x => x.Address));
 				list.AddRange(r.Answers.OfType<AaaaRecord>().Select(x => x.Address));
-			} catch (DnsResponseException) {
+			} catch (Exception e) when (e is DnsResponseException or ArgumentException) {
 			}
 		}
 		return list.ToArray();
@@ -151,30 +164,35 @@ sealed class MxDial(Options o, Action<string> trace)
 		IPAddress[] addrs;
 		try {
 			addrs = IPAddress.TryParse(ds.Host, out var a) ? [a] : System.Net.Dns.GetHostAddresses(ds.Host);
-		} catch (SocketException) {
-			addrs = [];
+		} catch (Exception e) when (e is SocketException or ArgumentException) {
+			addrs = [];	// ArgumentException: a name too long or malformed for the resolver
 		}
 		if (addrs.Length == 0)
 			throw new DialError("can't translate address");
 		return Connect(ds.Host, addrs, ds.Port.Value, limit);
 	}
 
-	/// <summary>The addresses in turn, within the limit for all of them.</summary>
+	/// <summary>The addresses in turn, within the limit for all of them; none at all when one of them is this host on port 25.</summary>
 	Socket Connect(string name, IPAddress[] addrs, int port, TimeSpan limit)
 	{
+		foreach (var a in addrs)
+			if (DialGuard.Refusal(a, port) is { } why)
+				throw new DialError(why);
 		using var cts = limit == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(limit);
 		var err = "connection refused";
 		foreach (var a in addrs) {
-			var s = new Socket(a.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+			Socket? s = null;
 			try {
+				s = new Socket(a.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
 				s.ConnectAsync(new IPEndPoint(a, port), cts.Token).AsTask().GetAwaiter().GetResult();
 				Reached = name;
 				return s;
 			} catch (OperationCanceledException) {
-				s.Dispose();
+				s?.Dispose();
 				throw new DialError("connection timed out");
 			} catch (SocketException e) {
-				s.Dispose();
+				// also from new Socket: an address family this host lacks (IPv6 turned off)
+				s?.Dispose();
 				err = Text(e.SocketErrorCode, e.Message);
 				trace($"dial {a}!{port}: {err}");
 			}

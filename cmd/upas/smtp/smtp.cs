@@ -207,22 +207,6 @@ static class Addr
 		return sb.ToString();
 	}
 
-	/// <summary>upas's escape for shell-special bytes: %%XY (two hex digits) is the byte 0xXY.</summary>
-	public static string Unescape(string s)
-	{
-		if (!s.Contains("%%", StringComparison.Ordinal))
-			return s;
-		var sb = new StringBuilder();
-		for (var i = 0; i < s.Length; i++) {
-			if (s[i] == '%' && i + 3 < s.Length && s[i + 1] == '%' && char.IsAsciiHexDigit(s[i + 2]) && char.IsAsciiHexDigit(s[i + 3])) {
-				sb.Append((char)Convert.ToByte(s.Substring(i + 2, 2), 16));
-				i += 3;
-			} else
-				sb.Append(s[i]);
-		}
-		return sb.ToString();
-	}
-
 	/// <summary>A header address: bang → @, "@hostdomain" when it has no '@', a bare source route in &lt;…&gt; (smtp.md §8.3 item 5).</summary>
 	public static string Header(string a, bool bracketed, string hostdomain)
 	{
@@ -237,6 +221,25 @@ static class Program
 {
 	static int Main(string[] argv)
 	{
+		// the promise of issue 9 item 13: whatever goes wrong, one line and a status runq understands, never a stack trace
+		AppDomain.CurrentDomain.UnhandledException += (_, e) => Crash(e.ExceptionObject as Exception);
+		try {
+			return Run(argv);
+		} catch (Exception e) {
+			return Crash(e);
+		}
+	}
+
+	/// <summary>An error no code path expected: a temporary failure (the message stays queued), told in one line.</summary>
+	static int Crash(Exception? e)
+	{
+		Console.Error.WriteLine($"smtp: internal error: {e?.GetType().Name}: {EnvAddr.Printable(e?.Message ?? "")}");
+		Environment.Exit(Exit(Status.Retry));
+		return 2;
+	}
+
+	static int Run(string[] argv)
+	{
 		var o = Options.Parse(argv, out var fatal);
 		if (o is null) {
 			if (fatal is not null) {
@@ -249,16 +252,21 @@ static class Program
 		var names = Names.Get(o);
 		if (names.Domain is null)
 			Console.Error.WriteLine("smtp: nil domainname_read()");
-		var from = Addr.BangToAt(Addr.Unescape(o.Sender));
+		var env = Envelope.Decode(o);
+		if (env.Refusal() is { } why) {
+			Syslog.Log("smtp.fail", $"{why} ({EnvAddr.Printable(o.DestAddr)})");
+			Console.Error.WriteLine($"smtp: {why}");
+			return Exit(Status.Giveup);
+		}
 
 		if (o.Filter) {
 			using var stdout = new BufferedStream(Console.OpenStandardOutput(), 1 << 16);
-			var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, from);
+			var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, env.From);
 			conv.Write(stdout, null, null);
 			stdout.Flush();
 			return 0;
 		}
-		return Exit(new Client(o, names, from).Run());
+		return Exit(new Client(o, names, env.From, env.Rcpts).Run());
 	}
 
 	/// <summary>The Unix exit code; the Plan 9 status string goes to stderr as the last line.</summary>
