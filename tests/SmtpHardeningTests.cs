@@ -91,6 +91,49 @@ public class SmtpHardeningTests
 		Assert.That(srv.Received, Is.Empty);
 	}
 
+	[TestCase("tcp!mx.example.org\r\nRSET!25", @"tcp!mx.example.org\x0d\x0aRSET!25")]
+	[TestCase("tcp!mx.example.org!25\n", @"tcp!mx.example.org!25\x0a")]
+	[TestCase("tcp!mx.example.org>!25", "tcp!mx.example.org>!25")]
+	[TestCase("tcp!mx example.org", "tcp!mx example.org")]
+	public void ADialStringWithAControlByteIsIllegal(string dial, string shown)
+	{
+		using var t = NewTree();
+		var r = Smtp.Run(t, Msg, D, dial, "alice", "bob");
+		NoCrash.Check(r, 1);
+		Assert.That(r.Err, Is.EqualTo($"smtp: illegal address ({shown})\nPermanent Failure\n"));
+		Assert.That(t.Log("smtp.fail"), Is.EqualTo(new[] { $"delivery to {shown} failed: illegal address" }));
+	}
+
+	[Test]
+	public void AHostNameWithAControlByteIsIllegal()
+	{
+		using var t = NewTree();
+		using var srv = new HostileServer(HostileServer.Accepting);
+		// remotemail takes -h from the sender's domain
+		var r = Smtp.Run(t, Msg, "-h", "evil.example\r\nRSET", D, srv.Dial, "alice", "bob");
+		NoCrash.Check(r, 1);
+		Assert.That(r.Err, Is.EqualTo("smtp: illegal host name evil.example\\x0d\\x0aRSET: control character in address\nPermanent Failure\n"));
+		Assert.That(srv.Connections, Is.Zero);
+	}
+
+	[Test]
+	public void WhatTheServerSaysIsLoggedWithItsControlBytesShown()
+	{
+		using var t = NewTree();
+		using var srv = new HostileServer(c => {
+			c.Say("220 mx.example.org");
+			c.Line();
+			c.Say("250 mx.example.org");
+			c.Line();
+			c.Say("550 no\x1b[2J\rsmtp Dec  1 00:00:00 forged line\0");
+		});
+		var r = Smtp.Run(t, Msg, D, srv.Dial, "alice", "bob");
+		NoCrash.Check(r, 1);
+		const string shown = @"550 no\x1b[2J\x0dsmtp Dec  1 00:00:00 forged line\x00";
+		Assert.That(r.Err.Split('\n')[1], Is.EqualTo(shown));
+		Assert.That(t.Log("smtp.fail"), Is.EqualTo(new[] { $"delivery to {srv.Dial} failed: {shown}" }));
+	}
+
 	[Test]
 	public void TheFilterRefusesASenderThatWouldForgeHeaderLines()
 	{

@@ -61,10 +61,12 @@ sealed class Client(Options o, Names names, string from, string[] rcpts)
 		var addr = o.DestAddr;
 		using (alarm = new Alarm(addr)) {
 			var ds = DialString.Parse(addr);
-			// product, as 9F: an address literal is refused before any network activity
-			if (ds is null || ds.Host.StartsWith('[')) {
-				Syslog.Log("smtp.fail", $"delivery to {addr} failed: illegal address");
-				err.WriteLine($"smtp: illegal address ({addr})");
+			// product, as 9F: an address literal is refused before any network activity; so is a dial string
+			// with a blank, a control byte or an angle bracket, which no host name has (and no log line may carry)
+			if (ds is null || ds.Host.StartsWith('[') || EnvAddr.Refusal(addr) is not null || addr.Any(char.IsWhiteSpace)) {
+				var shown = EnvAddr.Printable(addr);
+				Syslog.Log("smtp.fail", $"delivery to {shown} failed: illegal address");
+				err.WriteLine($"smtp: illegal address ({shown})");
 				return Status.Giveup;
 			}
 			ds = ExpandAttr(ds, out var xerr);
@@ -229,12 +231,14 @@ sealed class Client(Options o, Names names, string from, string[] rcpts)
 			var end = reader.Line(out var line);
 			if (end == ReplyReader.End.TooLong)
 				return ProtocolError($"protocol error: a reply line longer than {ReplyReader.MaxLine} bytes");
+			// what the server says reaches stderr, the bounce and smtp.fail with its control bytes shown, not acted upon
+			var shown = EnvAddr.Printable(line);
 			if (end == ReplyReader.End.Eof) {
-				reply = sb.Append(line).Append("connection closed unexpectedly by remote system\n").ToString();
+				reply = sb.Append(shown).Append("connection closed unexpectedly by remote system\n").ToString();
 				return -1;
 			}
-			Trace(line);
-			sb.Append(line).Append('\n');
+			Trace(shown);
+			sb.Append(shown).Append('\n');
 			reply = sb.ToString();
 			if (line.Length < 3 || !char.IsAsciiDigit(line[0]) || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2]))
 				return -1;

@@ -252,6 +252,11 @@ static class Program
 		var names = Names.Get(o);
 		if (names.Domain is null)
 			Console.Error.WriteLine("smtp: nil domainname_read()");
+		// -h comes from the sender's domain in remotemail: it goes into MAIL FROM and the header like an address
+		if (EnvAddr.Refusal(names.HostDomain) is { } hwhy) {
+			Console.Error.WriteLine($"smtp: illegal host name {EnvAddr.Printable(names.HostDomain)}: {hwhy}");
+			return Exit(Status.Giveup);
+		}
 		var env = Envelope.Decode(o);
 		if (env.Refusal() is { } why) {
 			Syslog.Log("smtp.fail", $"{why} ({EnvAddr.Printable(o.DestAddr)})");
