@@ -30,7 +30,9 @@ public class SmtpHardeningReplyTests
 		psi.FileName = "python3";
 		var sw = Stopwatch.StartNew();
 		var (outp, err, exit) = Tree.Exec(psi, Encoding.Latin1.GetBytes("Subject: x\n\nbody\n"), 60_000);
-		return (new SmtpRun(outp, err, exit), long.Parse(File.ReadAllText(rss)), sw.Elapsed);
+		var kb = long.Parse(File.ReadAllText(rss));
+		TestContext.Out.WriteLine($"smtp: exit {exit}, peak RSS {kb} kB, {sw.Elapsed.TotalSeconds:0.0} s");
+		return (new SmtpRun(outp, err, exit), kb, sw.Elapsed);
 	}
 
 	static Tree NewTree()
@@ -116,6 +118,35 @@ public class SmtpHardeningReplyTests
 		});
 		var m = Measured(t, [D, srv.Dial, "alice", "bob"]);
 		Check(t, srv, m, "protocol error: a reply of more than 100 lines");
+	}
+
+	[Test]
+	public void ManyRecipientsRefusedAtLengthCostBoundedMemory()
+	{
+		using var t = NewTree();
+		var line = "550-" + new string('r', 4092);
+		var refusal = Encoding.Latin1.GetBytes(string.Concat(Enumerable.Repeat(line + "\r\n", 99)) + "550 no\r\n");
+		using var srv = new HostileServer(c => {
+			c.Say("220 mx.example.org");
+			while (c.Line() is { } cmd) {
+				if (cmd.StartsWith("RCPT", StringComparison.Ordinal) && !cmd.Contains("<ok@"))
+					c.Write(refusal);
+				else if (cmd.StartsWith("DATA", StringComparison.Ordinal)) {
+					c.Say("354 go");
+					c.Data();
+					c.Say("250 queued");
+				} else
+					c.Say(cmd.StartsWith("QUIT", StringComparison.Ordinal) ? "221 bye" : "250 ok");
+			}
+		});
+		string[] rcpts = ["ok", .. Enumerable.Range(0, 300).Select(i => $"r{i}")];
+		var m = Measured(t, [D, srv.Dial, "alice", .. rcpts]);
+		NoCrash.Check(m.Run, 1);
+		Assert.That(m.MaxRssKb, Is.LessThan(MaxRssKb), "peak resident size, kB");
+		var report = m.Run.Err.Split('\n').Where(l => l.StartsWith("  mail to ", StringComparison.Ordinal)).ToArray();
+		Assert.That(report, Has.Length.EqualTo(300));
+		Assert.That(report[0], Does.StartWith("  mail to r0 failed: 550-rrr").And.EndWith("r..."));
+		Assert.That(report[0], Has.Length.EqualTo("  mail to r0 failed: ".Length + 1024 + 3));
 	}
 
 	[Test]

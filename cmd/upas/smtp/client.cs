@@ -142,7 +142,7 @@ sealed class Client(Options o, Names names, string from, string[] rcpts)
 			if (trv is not null) {
 				if (rv != Status.Giveup)
 					rv = trv;	// the worst so far
-				errs[i] = reply.TrimEnd('\n');
+				errs[i] = Clip(reply.TrimEnd('\n'));
 			} else
 				ok++;
 			if (broken)
@@ -172,6 +172,11 @@ sealed class Client(Options o, Names names, string from, string[] rcpts)
 		}
 		return Status.Giveup;
 	}
+
+	/// <summary>A refused recipient's reply as kept for the report: its first MaxKept characters (a log line holds 1024 bytes),
+	/// so that memory stays bounded however many recipients a server refuses at length.</summary>
+	static string Clip(string r) => r.Length <= MaxKept ? r : r[..MaxKept] + "...";
+	const int MaxKept = 1024;
 
 	/// <summary>Total failure (smtp.md §11.2): the last reply on stderr and in smtp.fail, QUIT, the status.</summary>
 	string? Error(string addr, string? rv)
@@ -239,11 +244,14 @@ sealed class Client(Options o, Names names, string from, string[] rcpts)
 			}
 			Trace(shown);
 			sb.Append(shown).Append('\n');
-			reply = sb.ToString();
-			if (line.Length < 3 || !char.IsAsciiDigit(line[0]) || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2]))
+			if (line.Length < 3 || !char.IsAsciiDigit(line[0]) || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2])) {
+				reply = sb.ToString();
 				return -1;
-			if (line.Length < 4 || line[3] != '-')
+			}
+			if (line.Length < 4 || line[3] != '-') {
+				reply = sb.ToString();
 				return line[0] - '0';
+			}
 		}
 	}
 
