@@ -152,4 +152,31 @@ public class QueueSecurityLinkTests
 		Assert.That(Got, Is.Empty);
 		Assert.That(Directory.GetFiles(victim), Has.Length.EqualTo(2));
 	}
+
+	/// <summary>
+	/// smtp removes a job it delivered by $runqjob: that name reaches the directory runq opened, so nobody turning
+	/// its directory into a link to another while smtp talks to the server makes it remove nothing there.
+	/// </summary>
+	[Test]
+	public void SmtpRemovesTheDeliveredJobOnlyInItsOwnDirectory()
+	{
+		var victim = t.P("/victim");
+		Directory.CreateDirectory(victim);
+		foreach (var k in "CDE")
+			File.WriteAllText(Path.Join(victim, k + ".000008"), "root's\n");
+		QueueSecurityTests.AsNobody(Job("000008"));
+		using var srv = new ScriptServer();
+		srv.Answer = cmd => {
+			if (cmd == "DATA")
+				QueueSecurityTests.AsNobody($"cd '{Q}'; mv nobody nobody.old; ln -s '{victim}' nobody");
+			return null;
+		};
+		File.Delete(t.P("/bin/upas/send"));
+		QueueSecurityTests.SmarthostSmtp(t, srv);
+		var (_, err, exit) = Tree.Exec(t.Prog(Repo.Bin("runq"), ["-a", "/mail/queue", "/mail/lib/remotemail"]), []);
+		Assert.That(exit, Is.EqualTo(0), err);
+		Assert.That(srv.Messages, Has.Count.EqualTo(1), string.Join("\n", srv.Log));
+		Assert.That(Directory.GetFiles(victim).Select(Path.GetFileName).Order(), Is.EqualTo(new[] { "C.000008", "D.000008", "E.000008" }));
+		Assert.That(Directory.GetFileSystemEntries(t.P("/mail/queue/nobody.old")), Is.Empty, "the delivered job removed where it was");
+	}
 }

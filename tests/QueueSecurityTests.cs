@@ -120,7 +120,7 @@ public class QueueSecurityTests
 	/// The test's ROOT/bin/upas/smtp, as an administrator's smarthost: records its arguments, sends everything to
 	/// the recording server with the recipients keeping their domain (net!host user → host!user), runs our smtp.
 	/// </summary>
-	static void SmarthostSmtp(Tree t, ScriptServer srv)
+	internal static void SmarthostSmtp(Tree t, ScriptServer srv)
 	{
 		t.Write("/bin/upas/smtp", $$"""
 			#!/bin/sh

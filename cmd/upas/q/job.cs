@@ -173,7 +173,8 @@ sealed class Job(Options o, string subdir, SafeDir dir, string ctlName)
 
 	/// <summary>
 	/// Runs cmd with stdin the D. file and stderr appended to the E. file (the files we opened, as Plan 9
-	/// does: Spawn.WithFiles), holding the job's lock and told the job's name in $runqjob. Exit 0 → (null, false); 2 or death by
+	/// does: Spawn.WithFiles), holding the job's lock and told the job's name in $runqjob (through its inherited directory).
+	/// Exit 0 → (null, false); 2 or death by
 	/// a signal → retry; anything else is a permanent failure (plan9port's convention).
 	/// </summary>
 	(string? Status, bool Retry) Exec(List<string> av, JobLock lk, int dfd, int efd)
@@ -184,10 +185,14 @@ sealed class Job(Options o, string subdir, SafeDir dir, string ctlName)
 		}
 		Syscall.lseek(dfd, 0, SeekFlags.SEEK_SET);
 		var psi = Spawn.WithFiles(SafeDir.FdPath(dfd), SafeDir.FdPath(efd), av);
-		psi.Environment["runqjob"] = Path.Join(dir.Path, ctlName);
 		Process p;
 		try {
-			p = lk.Inherit(() => Process.Start(psi)!);
+			// $runqjob names the control file through the directory the command inherits, not by a path another
+			// user could turn into a link meanwhile: smtp removing a delivered job removes this job's files only
+			p = lk.Inherit(dir, d => {
+				psi.Environment["runqjob"] = d >= 0 ? $"/proc/self/fd/{d}/{ctlName}" : Path.Join(dir.Path, ctlName);
+				return Process.Start(psi)!;
+			});
 		} catch (System.ComponentModel.Win32Exception e) {
 			Append(efd, $"runq: can't exec {av[0]}: {e.Message}\n");
 			return ($"can't exec {av[0]} - Retry", true);

@@ -62,16 +62,22 @@ sealed class JobLock : IDisposable
 		}
 	}
 
-	/// <summary>Starts a process (start is called under Spawn.Gate) that inherits this lock: dup clears close-on-exec.</summary>
-	public T Inherit<T>(Func<T> start)
+	/// <summary>
+	/// Starts a process (start is called under Spawn.Gate) that inherits this lock and a descriptor of the job's
+	/// directory, whose number start is given (-1: none): dup clears close-on-exec.
+	/// </summary>
+	public T Inherit<T>(SafeDir dir, Func<int, T> start)
 	{
 		lock (Spawn.Gate) {
 			var dup = Syscall.dup(fd);
+			var ddup = Syscall.dup(dir.Fd);
 			try {
-				return start();
+				return start(ddup);
 			} finally {
 				if (dup >= 0)
 					Syscall.close(dup);
+				if (ddup >= 0)
+					Syscall.close(ddup);
 			}
 		}
 	}
