@@ -88,6 +88,19 @@ public class QueueSecurityTests
 		Assert.That(Mail.Box(t, "glenda"), Does.Contain("to 'a\\x0b-f@example.net'\nfailed with error 'control character in address'."));
 	}
 
+	[Test]
+	public void SendAndRunqEndOptionsAtDashDash()
+	{
+		using var t = NewTree("glenda");
+		// -x after -- is a recipient (refused and bounced), not send's -x
+		var r = Send(t, $"From glenda {Date} remote from \nSubject: x\n\nhi\n", "-r", "--", "-x");
+		Assert.That((r.Out, r.Err, r.Exit), Is.EqualTo(("", "", 0)));
+		Assert.That(Mail.Box(t, "glenda"), Does.Contain("to '-x'\nfailed with error 'address begins with -'."));
+		Directory.CreateDirectory(t.P("/mail/queue"));
+		var (_, err, exit) = Tree.Exec(t.Prog(Repo.Bin("runq"), ["-a", "--", "/mail/queue", "/bin/true"]), []);
+		Assert.That((exit, err), Is.EqualTo((0, "")));
+	}
+
 	/// <summary>validateaddress with the real send: -- before the address; whatever send -x refuses or cannot answer is refused.</summary>
 	[Test]
 	public void ValidateaddressRefusesWhatSendCannotAnswerFor()
