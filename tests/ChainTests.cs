@@ -76,13 +76,13 @@ public class ChainTests
 	static string Smarthost(int port)
 	{
 		var script = File.ReadAllText(Path.Join(Repo.Dir, "mail/lib/remotemail"));
-		const string exec = "exec \"$ROOT/bin/upas/smtp\" -h \"$dom\" \"$addr\" \"$sender\" \"$@\"\n";
+		const string exec = "exec \"$ROOT/bin/upas/smtp\" -h \"$dom\" -- \"$addr\" \"$sender\" \"$@\"\n";
 		Assert.That(Regex.Matches(script, Regex.Escape(exec)), Has.Count.EqualTo(1), "the shipped remotemail's exec line");
 		return script.Replace(exec, $"""
 			# smarthost: all mail goes to one server; the recipients keep their domain (net!host user -> host!user)
 			host=${"{"}addr#*!{"}"}
 			for r do set -- "$@" "$host!$r"; shift; done
-			exec "$ROOT/bin/upas/smtp" -h "$dom" 'tcp!127.0.0.1!{port}' "$sender" "$@"
+			exec "$ROOT/bin/upas/smtp" -h "$dom" -- 'tcp!127.0.0.1!{port}' "$sender" "$@"
 
 			""");
 	}

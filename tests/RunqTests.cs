@@ -135,7 +135,7 @@ public class RunqTests
 		Runq("-a", "/mail/queue", Cmd);
 		Assert.That(Files("alice"), Is.Empty);
 		var sent = t.Read("/sent");
-		Assert.That(sent, Does.StartWith("send alice upasname=/dev/null\n"));
+		Assert.That(sent, Does.StartWith("send -- alice upasname=/dev/null\n"));
 		Assert.That(sent, Does.Contain("Subject: permanent failure\n"));
 		Assert.That(sent, Does.Contain("Your request ``smtp net!example.net bob '' failed (code Permanent Failure).\nThe symptom was:\n\ntried net!example.net\n"));
 		Assert.That(sent, Does.Contain($"Content-Type: message/rfc822\nContent-Disposition: inline\n\nSubject: test {id}\n\nbody\n--upas-"));
@@ -250,7 +250,7 @@ public class RunqTests
 		File.Copy(Path.Join(Repo.Dir, "mail/lib/remotemail"), t.P("/mail/lib/remotemail"));
 		File.SetUnixFileMode(t.P("/mail/lib/remotemail"), (UnixFileMode)0x1ed);
 		// our smtp, told a dotted name for EHLO: the tree's sysname is smtpd's own (a client claiming it is hung up on)
-		t.Write("/bin/upas/smtp", $"#!/bin/sh\nh=$1 d=$2\nshift 2\nexec {Repo.Bin("smtp")} \"$h\" \"$d\" .cs.bell-labs.com \"$@\"\n", 0x1ed);
+		t.Write("/bin/upas/smtp", $"#!/bin/sh\nh=$1 d=$2 e=$3\nshift 3\nexec {Repo.Bin("smtp")} \"$h\" \"$d\" \"$e\" .cs.bell-labs.com \"$@\"\n", 0x1ed);
 		// the sending domain comes from the sender (an RFC 2606 name in EHLO would be a Liar to smtpd)
 		var id = Enqueue("alice", "alice@gnot.cs.bell-labs.com", $"tcp!127.0.0.1!{srv.Endpoint.Port}", "bob@example.com");
 		var r = Runq("-a", "/mail/queue", "/mail/lib/remotemail");

@@ -155,8 +155,14 @@ public partial class SendTests
 		Assert.That(after.Where(p => !p.StartsWith("/mail/box/", StringComparison.Ordinal)), Is.Empty);
 		Assert.That(Directory.GetFileSystemEntries(outside), Is.Empty);
 		Assert.That(Directory.GetFileSystemEntries(t.P("/mail/box/a")), Is.Empty);
-		Assert.That(Send(t, "", "-x", "--", user).Out, Is.EqualTo($"unknown user: {user}\n"));
-		Assert.That(MailLog(t)[0], Is.EqualTo($"error {user} From glenda Mon Nov 24 01:21:00 EST 2025"));
+		// send -x refuses what send -r bounces (exit 1); an address that can never be one says why
+		var shown = user.Replace("\u0001", "\\x01");
+		var x = Send(t, "", "-x", "--", user);
+		var expect = user == "-r" ? "invalid address: address begins with -: -r\n"
+			: user.Contains('\u0001') ? $"invalid address: control character in address: {shown}\n"
+			: $"unknown user: {user}\n";
+		Assert.That((x.Out, x.Exit), Is.EqualTo((expect, 1)));
+		Assert.That(MailLog(t)[0], Is.EqualTo($"error {shown} From glenda Mon Nov 24 01:21:00 EST 2025"), "control bytes escaped in the log");
 	}
 
 	[Test]

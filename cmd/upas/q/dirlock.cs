@@ -13,10 +13,10 @@ sealed class DirLock : IDisposable
 
 	DirLock(int fd) => this.fd = fd;
 
-	/// <summary>The lock on dir, or null when another holder has it; IOException when dir can't be opened or locked at all.</summary>
-	public static DirLock? Try(string dir)
+	/// <summary>The lock on dir (a new open of the directory itself, "."), or null when another holder has it; IOException when it can't be opened or locked at all.</summary>
+	public static DirLock? Try(SafeDir dir)
 	{
-		var fd = Syscall.open(dir, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC);
+		var fd = dir.OpenRaw(".", OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY);
 		if (fd < 0)
 			throw new IOException(Posix.Message(Posix.Error()));
 		if (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) == 0)

@@ -15,17 +15,30 @@ sealed class JobLock : IDisposable
 
 	JobLock(int fd) => this.fd = fd;
 
-	/// <summary>The lock on path, or null when another process holds it or the file is gone.</summary>
-	public static JobLock? Try(string path)
+	/// <summary>
+	/// The lock on the control file name of dir, or null: when another process holds it or the file is gone
+	/// (why null), or when it is no plain file of the directory's owner (why says so).
+	/// </summary>
+	public static JobLock? Try(SafeDir dir, string name, out string? why)
 	{
-		var fd = Syscall.open(path, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC);
-		if (fd < 0)
+		var fd = dir.OpenOwned(name, OpenFlags.O_RDONLY, out why);
+		if (fd < 0) {
+			if (dir.Lstat(name) is null)
+				why = null; // gone meanwhile: another runq's
 			return null;
-		if (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) < 0 || !SameFile(fd, path)) {
+		}
+		if (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) < 0 || !SameFile(fd, dir, name)) {
 			Syscall.close(fd);
 			return null;
 		}
 		return new JobLock(fd);
+	}
+
+	/// <summary>fstat of the locked control file.</summary>
+	public Stat Stat()
+	{
+		Syscall.fstat(fd, out var st);
+		return st;
 	}
 
 	/// <summary>The control file's text, read through the locked descriptor (.NET's own opens would meet our flock).</summary>
@@ -49,23 +62,29 @@ sealed class JobLock : IDisposable
 		}
 	}
 
-	/// <summary>Starts a process (start is called under Spawn.Gate) that inherits this lock: dup clears close-on-exec.</summary>
-	public T Inherit<T>(Func<T> start)
+	/// <summary>
+	/// Starts a process (start is called under Spawn.Gate) that inherits this lock and a descriptor of the job's
+	/// directory, whose number start is given (-1: none): dup clears close-on-exec.
+	/// </summary>
+	public T Inherit<T>(SafeDir dir, Func<int, T> start)
 	{
 		lock (Spawn.Gate) {
 			var dup = Syscall.dup(fd);
+			var ddup = Syscall.dup(dir.Fd);
 			try {
-				return start();
+				return start(ddup);
 			} finally {
 				if (dup >= 0)
 					Syscall.close(dup);
+				if (ddup >= 0)
+					Syscall.close(ddup);
 			}
 		}
 	}
 
-	/// <summary>Whether path still names the file open on fd (it was not removed or replaced meanwhile).</summary>
-	static bool SameFile(int fd, string path) =>
-		Syscall.fstat(fd, out var a) == 0 && Syscall.stat(path, out var b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	/// <summary>Whether the name still names the file open on fd (it was not removed or replaced meanwhile).</summary>
+	static bool SameFile(int fd, SafeDir dir, string name) =>
+		Syscall.fstat(fd, out var a) == 0 && dir.Lstat(name) is { } b && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 
 	public void Dispose()
 	{

@@ -63,15 +63,26 @@ sealed class LoadLimit(string root, int limit)
 		}
 	}
 
-	/// <summary>The file opened read-write, created mode 0666 whatever the umask when missing; -1 when impossible.</summary>
+	/// <summary>
+	/// The file opened read-write, created mode 0666 whatever the umask when missing; -1 when impossible, or
+	/// when it is a symbolic link or no plain file of one name (the queue's root is everyone's: a link planted
+	/// there must not make a root runq write a file elsewhere).
+	/// </summary>
 	int Open()
 	{
-		const OpenFlags common = OpenFlags.O_RDWR | OpenFlags.O_CLOEXEC;
+		const OpenFlags common = OpenFlags.O_RDWR | OpenFlags.O_CLOEXEC | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK;
 		var fd = Syscall.open(LoadFile, common | OpenFlags.O_CREAT | OpenFlags.O_EXCL, Mode);
 		if (fd >= 0)
 			Syscall.fchmod(fd, Mode);
 		else if (Stdlib.GetLastError() == Errno.EEXIST)
 			fd = Syscall.open(LoadFile, common);
+		if (fd < 0)
+			return -1;
+		if (Syscall.fstat(fd, out var st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG || st.st_nlink != 1) {
+			Syscall.close(fd);
+			Syslog.Log(Program.Log, $"{LoadFile}: not a plain file, not used");
+			return -1;
+		}
 		return fd;
 	}
 

@@ -45,38 +45,51 @@ sealed class QueueRun(Options o)
 		}
 	}
 
-	/// <summary>Runs the C. files of root/subdir: under -a -s only while holding the directory's lock, at most o.Limit of them with -r.</summary>
+	/// <summary>
+	/// Runs the C. files of root/subdir: under -a -s only while holding the directory's lock, at most o.Limit
+	/// of them with -r. A user directory that is a symbolic link (or no directory) is skipped and logged: its
+	/// files would be another directory's.
+	/// </summary>
 	public void Dir(string subdir)
 	{
-		var dir = Path.Join(o.Root, subdir);
-		string[] ctls;
-		DirLock? lk = null;
+		SafeDir dir;
 		try {
-			if (o.All && o.Single && (lk = DirLock.Try(dir)) is null) {
-				Debug($"{subdir}: locked by another runq, skipped");
-				return;
-			}
-			ctls = Directory.GetFiles(dir, "C.*");
-		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-			lk?.Dispose();
+			dir = SafeDir.Open(Path.Join(o.Root, subdir));
+		} catch (IOException e) {
 			Console.Error.WriteLine($"runq: reading {subdir}: {e.Message}");
+			Syslog.Log(Program.Log, $"{subdir}: skipped: {e.Message}");
 			return;
 		}
-		using (lk) {
-			Debug($"running {subdir}");
-			Array.Sort(ctls, StringComparer.Ordinal);
-			var badDest = new HashSet<string>(StringComparer.Ordinal); // this directory's own, as each Plan 9 child has
-			var ran = 0;
-			foreach (var c in ctls) {
-				if (o.Limit > 0 && ran >= o.Limit) {
-					Debug($"{subdir}: {ran} jobs run, the -r limit; the rest wait for the next pass");
-					break;
+		using (dir) {
+			string[] ctls;
+			DirLock? lk = null;
+			try {
+				if (o.All && o.Single && (lk = DirLock.Try(dir)) is null) {
+					Debug($"{subdir}: locked by another runq, skipped");
+					return;
 				}
-				try {
-					if (new Job(o, subdir, dir, Path.GetFileName(c)).Run(badDest))
-						ran++;
-				} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-					Console.Error.WriteLine($"runq: {subdir}/{Path.GetFileName(c)}: {e.Message}");
+				ctls = dir.Names("C.*");
+			} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+				lk?.Dispose();
+				Console.Error.WriteLine($"runq: reading {subdir}: {e.Message}");
+				return;
+			}
+			using (lk) {
+				Debug($"running {subdir}");
+				Array.Sort(ctls, StringComparer.Ordinal);
+				var badDest = new HashSet<string>(StringComparer.Ordinal); // this directory's own, as each Plan 9 child has
+				var ran = 0;
+				foreach (var c in ctls) {
+					if (o.Limit > 0 && ran >= o.Limit) {
+						Debug($"{subdir}: {ran} jobs run, the -r limit; the rest wait for the next pass");
+						break;
+					}
+					try {
+						if (new Job(o, subdir, dir, c).Run(badDest))
+							ran++;
+					} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+						Console.Error.WriteLine($"runq: {subdir}/{c}: {e.Message}");
+					}
 				}
 			}
 		}

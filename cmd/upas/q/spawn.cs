@@ -9,7 +9,8 @@ static class Spawn
 	public static readonly object Gate = new();
 
 	/// <summary>
-	/// argv with stdin the file input and, when errors is given, stderr appended to it. sh only opens the files and
+	/// argv with stdin the file input and, when errors is given, stderr appended to it (runq passes the files it opened
+	/// safely as /proc/PID/fd/N, so sh reopens those very files and never follows a name). sh only opens the files and
 	/// execs argv, so they are the command's own descriptors: a command outliving a killed runq still reads all of
 	/// its input and leaves its words.
 	/// </summary>

@@ -19,8 +19,11 @@ static class Mbox
 	/// <summary>How long a held lock is waited for; Plan 9: 5 minutes, retrying every 0.5 s.</summary>
 	public static TimeSpan LockWait = TimeSpan.FromMinutes(5);
 
-	/// <summary>Delivers entry to user's mailbox; the directory must exist. Throws TempFail when it cannot now.</summary>
-	public static void Append(string user, byte[] entry)
+	/// <summary>
+	/// Delivers an entry of length bytes, which write hands to its sink, to user's mailbox; the directory must
+	/// exist. Throws TempFail when it cannot now.
+	/// </summary>
+	public static void Append(string user, long length, Func<Sink, bool> write)
 	{
 		var dir = Route.BoxDir(user);
 		var lockfd = Lock(dir);
@@ -38,8 +41,9 @@ static class Mbox
 				if (Syscall.fstat(fd, out var st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
 					throw new TempFail($"mail file is not a plain file: {path}");
 				var size = Recover(lockfd, fd, st, path);
-				Note(lockfd, $"{st.st_ino} {size} {entry.Length}\n");
-				if (!Posix.WriteAll(fd, entry) || Syscall.fsync(fd) != 0) {
+				Note(lockfd, $"{st.st_ino} {size} {length}\n");
+				var g = new Gather(b => Posix.WriteAll(fd, b));
+				if (!write(g.Put) || !g.Flush() || Syscall.fsync(fd) != 0) {
 					var err = Posix.Err();
 					Syscall.ftruncate(fd, size); // never leave half an entry behind
 					Note(lockfd, "");

@@ -11,39 +11,41 @@ sealed partial class Message
 	public string Sender { get; }
 	public string Date { get; }
 	/// <summary>Everything after the envelope line (header and body), ending in LF.</summary>
-	public byte[] Body { get; }
+	public Content Body { get; }
 
-	public Message(string sender, string date, byte[] body)
+	public Message(string sender, string date, Content body)
 	{
 		Sender = sender;
 		Date = date;
 		Body = body;
 	}
 
-	[GeneratedRegex(@"^>?From[ \t]+(""[^""]*""|[^ \t]+)[ \t]+(.*?)(?:[ \t]+remote[ \t]+from[ \t]*([^ \t]*))?[ \t]*$")]
+	// the sender: a run of non-blanks in which a double-quoted part ("john doe", "a\"b") may hold blanks
+	[GeneratedRegex(@"^>?From[ \t]+((?:""(?:[^""\\]|\\.)*""|[^ \t])+)[ \t]+(.*?)(?:[ \t]+remote[ \t]+from[ \t]*([^ \t]*))?[ \t]*$")]
 	private static partial Regex Envelope();
 
 	/// <summary>Splits the input into envelope and body (mailer.md §2 step 1); no envelope line: the invoking user, now.</summary>
-	public static Message Parse(byte[] input, string defaultSender, DateTime now)
+	public static Message Parse(Content input, string defaultSender, DateTime now)
 	{
-		var lf = Array.IndexOf(input, (byte)'\n');
-		var first = Encoding.Latin1.GetString(input, 0, lf < 0 ? input.Length : lf);
+		var head = input.Head(64 * 1024);
+		var lf = Array.IndexOf(head, (byte)'\n');
+		var first = Encoding.Latin1.GetString(head, 0, lf < 0 ? head.Length : lf);
 		var m = Envelope().Match(first);
 		string sender, date;
-		byte[] rest;
-		if (m.Success && m.Groups[2].Length > 0) {
+		Content rest;
+		if ((lf >= 0 || input.Length == head.Length) && m.Success && m.Groups[2].Length > 0) {
 			sender = m.Groups[1].Value;
 			if (m.Groups[3].Success && m.Groups[3].Length > 0)
 				sender = m.Groups[3].Value + "!" + sender;
 			date = m.Groups[2].Value;
-			rest = lf < 0 ? [] : input[(lf + 1)..];
+			rest = lf < 0 ? Content.Of([]) : input.From(lf + 1);
 		} else {
 			sender = defaultSender;
 			date = PlanTime.Ctime(now);
 			rest = input;
 		}
-		if (rest.Length > 0 && rest[^1] != '\n')
-			rest = [.. rest, (byte)'\n'];
+		if (rest.Length > 0 && rest.Last() != '\n')
+			rest = Content.Concat(rest, "\n"u8.ToArray());
 		return new Message(sender, date, rest);
 	}
 
@@ -70,7 +72,7 @@ sealed partial class Message
 
 	IEnumerable<string> HeaderLines()
 	{
-		var text = Encoding.Latin1.GetString(Body, 0, Math.Min(Body.Length, 65536));
+		var text = Encoding.Latin1.GetString(Body.Head(65536));
 		foreach (var l in text.Split('\n')) {
 			if (l.Length == 0 || l == "\r")
 				yield break;
@@ -78,29 +80,16 @@ sealed partial class Message
 		}
 	}
 
-	/// <summary>The mailbox entry: "From sender date", the body with lines starting "From " given one leading space, an empty line (mailer.md §3).</summary>
-	public byte[] MboxEntry()
-	{
-		var o = new MemoryStream(Body.Length + 256);
-		o.Write(Encoding.Latin1.GetBytes($"From {Sender} {Date}\n"));
-		ReadOnlySpan<byte> from = "From "u8;
-		var b = Body.AsSpan();
-		while (b.Length > 0) {
-			var lf = b.IndexOf((byte)'\n');
-			var line = lf < 0 ? b : b[..(lf + 1)];
-			if (line.StartsWith(from))
-				o.WriteByte((byte)' ');
-			o.Write(line);
-			b = b[line.Length..];
-		}
-		o.WriteByte((byte)'\n');
-		return o.ToArray();
-	}
+	/// <summary>The mailbox entry's first line: "From sender date" (mailer.md §3).</summary>
+	byte[] MboxLine => Encoding.Latin1.GetBytes($"From {Sender} {Date}\n");
+
+	/// <summary>The mailbox entry's length: its first line, the body with lines starting "From " given one leading space, an empty line.</summary>
+	public long MboxLength() => MboxLine.Length + Body.EscapedLength() + 1;
+
+	/// <summary>Writes the mailbox entry (mailer.md §3) to sink; false when sink said stop.</summary>
+	public bool MboxEntry(Sink sink) => sink(MboxLine) && Body.CopyEscaped(sink) && sink("\n"u8);
 
 	/// <summary>The queue's data file: "From sender date remote from sys", then the body unchanged (mailer.md §4.1).</summary>
-	public byte[] QueueData(string sysname)
-	{
-		var head = Encoding.Latin1.GetBytes($"From {Sender} {Date} remote from {sysname}\n");
-		return [.. head, .. Body];
-	}
+	public Content QueueData(string sysname) =>
+		Content.Concat(Encoding.Latin1.GetBytes($"From {Sender} {Date} remote from {sysname}\n"), Body);
 }

@@ -30,7 +30,7 @@ static class Pipeto
 	}
 
 	/// <summary>Runs the pipeto with data on its stdin; null when it exited 0, else the reason of the failure. Throws TempFail on a timeout.</summary>
-	public static string? Run(string user, string path, byte[] data)
+	public static string? Run(string user, string path, Content data)
 	{
 		var psi = Command(path, ["local!" + user, Path.Join(Route.BoxDir(user), "mbox")]);
 		psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
@@ -50,7 +50,11 @@ static class Pipeto
 			var errTask = ReadSome(p.StandardError.BaseStream);
 			var inTask = Task.Run(() => {
 				try {
-					p.StandardInput.BaseStream.Write(data);
+					var stdin = p.StandardInput.BaseStream;
+					data.CopyTo(b => {
+						stdin.Write(b);
+						return true;
+					});
 					p.StandardInput.Close();
 				} catch (IOException) {
 					// it need not read it all (Plan 9 ignores the broken pipe too): its exit status decides

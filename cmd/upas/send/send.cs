@@ -49,19 +49,8 @@ static class Program
 			return Usage();
 		var sys = SysName.Get();
 		var local = new Route.LocalNames(sys);
-		if (xflag) {
-			var o = new StringBuilder();
-			foreach (var r in rcpts) {
-				var rt = Route.Of(r, local);
-				o.Append(rt.What switch {
-					Route.Kind.Local => "local!" + rt.User,
-					Route.Kind.Remote => rt.Host + "!" + rt.User,
-					_ => "unknown user: " + r,
-				}).Append('\n');
-			}
-			Console.Out.Write(o.ToString());
-			return 0;
-		}
+		if (xflag)
+			return Expand(rcpts, local);
 
 		var feeder = Feeder.Of();
 		var input = ReadInput();
@@ -98,20 +87,44 @@ static class Program
 		return 0;
 	}
 
-	static byte[] ReadInput()
+	/// <summary>
+	/// -x: what send -r would do with each address, one line each: local!user, host!user (each destination a
+	/// forward leads to), or "why: addr" for an address send -r would bounce; exit 1 when any would be.
+	/// </summary>
+	static int Expand(string[] addrs, Route.LocalNames local)
+	{
+		var o = new StringBuilder();
+		var refused = false;
+		foreach (var r in addrs) {
+			var t = new Targets(local, (_, _) => { });
+			t.Add(r);
+			if (t.Failed.Count > 0) {
+				refused = true;
+				var why = t.Failed[0].Why is "unknown user" ? "unknown user" : "invalid address: " + t.Failed[0].Why;
+				o.Append(why).Append(": ").Append(EnvAddr.Printable(r)).Append('\n');
+				continue;
+			}
+			foreach (var b in t.Boxes)
+				o.Append("local!").Append(b.User).Append('\n');
+			foreach (var p in t.Pipes)
+				o.Append("local!").Append(p.User).Append('\n');
+			foreach (var h in t.HostOrder)
+				foreach (var (rt, _) in t.Hosts[h])
+					o.Append(rt.Host).Append('!').Append(rt.User).Append('\n');
+		}
+		Console.Out.Write(o.ToString());
+		return refused ? 1 : 0;
+	}
+
+	/// <summary>The message on stdin, kept as the spec says: the first 64 KB in memory, the rest in a spool file.</summary>
+	static Content ReadInput()
 	{
 		using var stdin = Console.OpenStandardInput();
-		var m = new MemoryStream();
-		var buf = new byte[65536];
-		int n;
-		while ((n = stdin.Read(buf, 0, buf.Length)) > 0) {
-			m.Write(buf, 0, n);
-			if (m.Length > Message.MaxSize) {
-				Console.Error.WriteLine("mail refused: message too long");
-				Environment.Exit(1);
-			}
-		}
-		return m.ToArray();
+		if (Content.Read(stdin, Message.MaxSize) is { } c)
+			return c;
+		Console.Error.WriteLine("mail refused: message too long");
+		Environment.Exit(1);
+		return null!;
 	}
 
 	/// <summary>The domain of postmaster in bounces: smtpd.conf's defaultdomain, else the system name.</summary>
@@ -135,21 +148,21 @@ static class Program
 		foreach (var r in rcpts)
 			t.Add(r);
 		if (t.Boxes.Count > 0) {
-			var entry = msg.MboxEntry();
+			var length = msg.MboxLength();
 			foreach (var b in t.Boxes) {
-				Mbox.Append(b.User, entry);
-				Syslog.Log("mail", $"delivered {b.User} From {msg.Sender} {msg.Date}{Targets.Via(b.Origin, b.User)} {msg.Body.Length}");
+				Mbox.Append(b.User, length, msg.MboxEntry);
+				Syslog.Log("mail", $"delivered {b.User} From {EnvAddr.Printable(msg.Sender)} {msg.Date}{Targets.Via(b.Origin, b.User)} {msg.Body.Length}");
 			}
 		}
-		byte[]? queueData = null; // what Plan 9 pipes and queues alike: the "remote from" envelope line, no escapes
-		byte[] QueueData() => queueData ??= msg.QueueData(sys);
+		// what Plan 9 pipes and queues alike: the "remote from" envelope line, no escapes
+		Content QueueData() => msg.QueueData(sys);
 		if (t.Pipes.Count > 0) {
 			foreach (var p in t.Pipes) {
 				var addr = "local!" + p.User;
 				if (Pipeto.Run(p.User, p.Program, QueueData()) is { } why)
 					t.Fail(p.Origin is null ? p.Given : addr, p.Origin, why);
 				else
-					Syslog.Log("mail", $"remote {addr} From {msg.Sender} {msg.Date}{Targets.Via(p.Origin, addr)} {msg.Body.Length}");
+					Syslog.Log("mail", $"remote {addr} From {EnvAddr.Printable(msg.Sender)} {msg.Date}{Targets.Via(p.Origin, addr)} {msg.Body.Length}");
 			}
 		}
 		if (t.HostOrder.Count > 0) {
@@ -158,7 +171,7 @@ static class Program
 				Queue.Enqueue(msg.Sender, h, users.Select(x => x.Rt.User), QueueData());
 				foreach (var (rt, origin) in users) {
 					var addr = $"{rt.Host}!{rt.User}";
-					Syslog.Log("mail", $"remote {addr} From {msg.Sender} {msg.Date}{Targets.Via(origin, addr)} {msg.Body.Length}");
+					Syslog.Log("mail", $"remote {addr} From {EnvAddr.Printable(msg.Sender)} {msg.Date}{Targets.Via(origin, addr)} {msg.Body.Length}");
 				}
 			}
 			StartRunq();
@@ -169,8 +182,9 @@ static class Program
 	/// <summary>"error addr From sender date" and "error+ why" as one entry of /sys/log/mail (mailer.md §6).</summary>
 	static void LogError(string addr, Message msg, string why)
 	{
-		var line = Syslog.Format(Syslog.SysName, DateTime.Now, $"error {addr} From {msg.Sender} {msg.Date}");
-		AppendFile.Write(Root.Path9("/sys/log/mail"), [.. line, .. Encoding.UTF8.GetBytes($"error+ {why.Replace('\n', ' ')}\n")]);
+		// control bytes of an address or reason shown escaped: nobody forges a log line through them
+		var line = Syslog.Format(Syslog.SysName, DateTime.Now, $"error {EnvAddr.Printable(addr)} From {EnvAddr.Printable(msg.Sender)} {msg.Date}");
+		AppendFile.Write(Root.Path9("/sys/log/mail"), [.. line, .. Encoding.UTF8.GetBytes($"error+ {EnvAddr.Printable(why.Replace('\n', ' '))}\n")]);
 	}
 
 	/// <summary>Starts ROOT/bin/upas/runq -a ROOT/mail/queue ROOT/mail/lib/remotemail in the background, if there is one.</summary>

@@ -24,6 +24,10 @@ sealed class Targets(Route.LocalNames local, Action<string, string> logFailure)
 
 	void Add(string addr, string? origin)
 	{
+		if (Refusal(addr) is { } bad) {
+			Fail(addr, origin, bad);
+			return;
+		}
 		var rt = Route.Of(addr, local);
 		switch (rt.What) {
 		case Route.Kind.Local:
@@ -42,6 +46,13 @@ sealed class Targets(Route.LocalNames local, Action<string, string> logFailure)
 			break;
 		}
 	}
+
+	/// <summary>Why an address can never be an envelope address (decisions #22): empty, a control byte or angle bracket, or an option's look; else null.</summary>
+	public static string? Refusal(string addr) =>
+		addr.Length == 0 ? "empty address"
+		: EnvAddr.Refusal(addr) is { } why ? why
+		: EnvAddr.LooksLikeOption(addr) ? "address begins with -"
+		: null;
 
 	/// <summary>A local user: the forward (only for an address given to send: no forwarding of forwarded mail), else the pipeto, else the mailbox.</summary>
 	void AddLocal(string user, string from, bool forwardOk)
