@@ -132,8 +132,10 @@ static class Listener
 	/// </summary>
 	public static string ClientKey(string rsys)
 	{
-		if (IpNet.Addr(rsys) is not { AddressFamily: AddressFamily.InterNetworkV6 } a)
+		if (IpNet.Addr(rsys) is not { } a)
 			return rsys;
+		if (a.AddressFamily != AddressFamily.InterNetworkV6)
+			return a.ToString();
 		var b = a.GetAddressBytes();
 		Array.Clear(b, 8, 8);
 		return new IPAddress(b) + "/64";
