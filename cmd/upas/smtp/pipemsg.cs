@@ -201,7 +201,7 @@ sealed partial class Session
 		else
 			Log($"++[{him}/{rsys}] {txSender} {opt.Mailer} {(pipeError is not null ? $"error during pipemsg: {pipeError}; " : "")}returned '{status}' {first}");
 		foreach (var e in errs)
-			Reply($"{code}-{ecode} {e}");
+			Reply($"{code}-{ecode} {EnvAddr.Printable(e)}"); // the mailer may echo what the client sent
 		Reply($"{code} {ecode} mail process terminated abnormally");
 	}
 
