@@ -205,6 +205,28 @@ public class SmtpdHardeningLimitsTests
 	}
 
 	[Test]
+	public void ATraceNamePlantedAsALinkIsSkippedNotFollowed()
+	{
+		using var t = WorldWritableDump();
+		foreach (var d in new[] { "/sys", "/sys/log" })
+			File.SetUnixFileMode(t.P(d), (UnixFileMode)0x1ed);
+		File.SetUnixFileMode(t.P("/sys/log/smtpdb"), (UnixFileMode)0x1ff); // 0777, as mktree makes it
+		using var l = new Listening(t, "127.0.0.1", "-d");
+		// the names the next seconds' sessions of this listener will want, planted as links to a file that does not exist yet
+		var secs = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+		var victim = t.P("/victim");
+		AsNobody("sh", "-c", $"for i in $(seq -1 10); do ln -s '{victim}' '{t.P("/sys/log/smtpdb")}'/$(({secs} + i)).{l.P.Id}; done");
+		var c = l.Connect("127.0.0.2");
+		Greeted(c);
+		Assert.That(c.Ask("QUIT"), Is.EqualTo("221 2.0.0 Successful termination"));
+		Wait.Until(() => Directory.GetFiles(t.P("/sys/log/smtpdb"), "*.1").Any(f => new FileInfo(f).LinkTarget is null), () => "no trace beside the links", TimeSpan.FromSeconds(10));
+		Assert.That(File.Exists(victim), Is.False, "nothing created through the link");
+		var trace = Directory.GetFiles(t.P("/sys/log/smtpdb"), "*.1").Single(f => new FileInfo(f).LinkTarget is null);
+		Assert.That(File.GetUnixFileMode(trace), Is.EqualTo((UnixFileMode)0x1b2), "0662");
+		Assert.That(t.Log().Any(x => x.StartsWith("can't create debug file", StringComparison.Ordinal)), Is.False);
+	}
+
+	[Test]
 	public void ADumpDirectoryPlantedAsALinkIsNotFollowed()
 	{
 		using var t = WorldWritableDump();
