@@ -47,9 +47,6 @@ sealed class SmtpIO(Stream input, Stream output)
 	/// <summary>Broken because the client did not read within WriteLimit (not because it went away).</summary>
 	public bool WriteTimedOut { get; private set; }
 
-	/// <summary>Replies queued and not yet written (pipelined commands).</summary>
-	public long Queued => outbuf.Length;
-
 	public async Task FlushAsync()
 	{
 		if (outbuf.Length == 0)
@@ -142,6 +139,8 @@ sealed class SmtpIO(Stream input, Stream output)
 		var until = DateTime.UtcNow + timeout;
 		if (outbuf.Length > MaxQueued)
 			await FlushAsync(); // a client pipelining without reading must not grow our memory
+		if (Broken)
+			return (ReadStatus.Eof, ""); // the client does not read: run nothing more it sent ahead
 		while (true) {
 			var span = buf.AsSpan(start, end - start);
 			var lf = span.IndexOf((byte)'\n');
