@@ -205,12 +205,29 @@ public class SmtpdHardeningLimitsTests
 	}
 
 	[Test]
+	public void MktreeMakesTheDumpAndTraceDirectoriesSticky()
+	{
+		var root = Path.Join(Path.GetTempPath(), "upas-mktree-" + Guid.NewGuid().ToString("N")[..12]);
+		try {
+			var psi = new ProcessStartInfo("bash") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+			psi.ArgumentList.Add(Path.Join(Repo.Dir, "sys/lib/upas/mktree"));
+			psi.ArgumentList.Add(root);
+			var (_, err, exit) = Tree.Exec(psi, []);
+			Assert.That((exit, err), Is.EqualTo((0, "")));
+			foreach (var d in new[] { "mail/queue.dump", "sys/log/smtpdb" })
+				Assert.That(File.GetUnixFileMode(Path.Join(root, d)), Is.EqualTo((UnixFileMode)0x3ff), d + ": 1777");
+		} finally {
+			Directory.Delete(root, true);
+		}
+	}
+
+	[Test]
 	public void ATraceNamePlantedAsALinkIsSkippedNotFollowed()
 	{
 		using var t = WorldWritableDump();
 		foreach (var d in new[] { "/sys", "/sys/log" })
 			File.SetUnixFileMode(t.P(d), (UnixFileMode)0x1ed);
-		File.SetUnixFileMode(t.P("/sys/log/smtpdb"), (UnixFileMode)0x1ff); // 0777, as mktree makes it
+		File.SetUnixFileMode(t.P("/sys/log/smtpdb"), (UnixFileMode)0x3ff); // 1777, as mktree makes it
 		using var l = new Listening(t, "127.0.0.1", "-d");
 		// the names the next seconds' sessions of this listener will want, planted as links to a file that does not exist yet
 		var secs = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
