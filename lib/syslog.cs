@@ -37,10 +37,14 @@ public static class Syslog
 		Factory.GetLogger(path).Log(LogEventInfo.Create(LogLevel.Info, path, null, "{0}", [line]));
 	}
 
-	/// <summary>The bytes of one log line, cut at 1024 bytes like Plan 9's, ending in LF.</summary>
+	/// <summary>
+	/// The bytes of one log line, cut at 1024 bytes like Plan 9's, ending in LF. A newline becomes a blank
+	/// (Plan 9's syslog), every other control byte (CR, VT, FF, ESC, NUL, DEL, C1) \xNN and a backslash \\:
+	/// clients put text into these messages, and one event must stay one line that forges nothing on a terminal.
+	/// </summary>
 	public static byte[] Format(string sys, DateTime now, string msg)
 	{
-		var b = Encoding.UTF8.GetBytes($"{sys} {PlanTime.Stamp(now)} {msg.Replace('\n', ' ')}");
+		var b = Encoding.UTF8.GetBytes($"{sys} {PlanTime.Stamp(now)} {EnvAddr.Printable(msg.Replace('\n', ' '))}");
 		if (b.Length > MaxLine - 1)
 			Array.Resize(ref b, MaxLine - 1);
 		Array.Resize(ref b, b.Length + 1);

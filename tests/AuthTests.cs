@@ -405,7 +405,7 @@ public class AuthTests
 		Assert.That(c.Exit(), Is.EqualTo(0));
 		var caps = t.Captures();
 		Assert.That(caps, Has.Count.EqualTo(1));
-		Assert.That(caps[0].Args, Is.EqualTo(new[] { "-r", "example.com!bob" }));
+		Assert.That(caps[0].Args, Is.EqualTo(new[] { "-r", "--", "example.com!bob" }));
 		Assert.That(caps[0].Text, Does.Contain("Subject: authenticated\n\nhello\n"));
 	}
 
@@ -438,7 +438,7 @@ public class AuthTests
 		}));
 		var caps = t.Captures();
 		Assert.That(caps, Has.Count.EqualTo(1));
-		Assert.That(caps[0].Args, Is.EqualTo(new[] { "-r", "elsewhere.net!bob" }));
+		Assert.That(caps[0].Args, Is.EqualTo(new[] { "-r", "--", "elsewhere.net!bob" }));
 		Assert.That(t.Log(), Does.Contain("Bad Forward 9fans.net!alice (client.9fans.net/127.0.0.2) (elsewhere.net!bob)"));
 	}
 

@@ -133,7 +133,7 @@ public class FlagTests
 		var outp = p.StandardOutput.ReadToEnd();
 		p.WaitForExit();
 		Assert.That(outp, Does.Contain("250 2.5.0 sent"));
-		Assert.That(File.ReadAllText(t.P("/bin/upas/cap/1.args")), Is.EqualTo("-r\nexample.com!bob\n"));
+		Assert.That(File.ReadAllText(t.P("/bin/upas/cap/1.args")), Is.EqualTo("-r\n--\nexample.com!bob\n"));
 	}
 
 	[Test]

@@ -169,7 +169,7 @@ public class GreylistTests
 		Assert.That(Lines(r.Out)[^1], Is.EqualTo(Sent));
 		Assert.That(t.Log(), Does.Contain("no call registered for 127.0.0.2/example.com!carol; registering"));
 		Assert.That(File.Exists(Marker(t, "carol")), Is.True);
-		Assert.That(t.Captures()[0].Args, Is.EqualTo(new[] { "-r", "example.com!bob", "example.com!carol" }));
+		Assert.That(t.Captures()[0].Args, Is.EqualTo(new[] { "-r", "--", "example.com!bob", "example.com!carol" }));
 	}
 
 	[Test]
@@ -400,8 +400,10 @@ public class GreylistTests
 		}
 		var names = added.Select(Path.GetFileName).ToHashSet();
 		Assert.That(names, Is.SupersetOf(new[] {
-			"%22..%2F..%2Fetc%22", "a%2Fb", "%2E.%2F..%2F..%2Fpwned", "%2E", "%2E.", "%22.hidden%22", "%22a%09b%22", "%22%22", "%252E%252E", "-rf",
+			"%22..%2F..%2Fetc%22", "a%2Fb", "%2E.%2F..%2F..%2Fpwned", "%2E", "%2E.", "%22.hidden%22", "%22%22", "%252E%252E",
 		}));
+		// a control character or a leading '-' is refused at RCPT (decisions #22): no marker
+		Assert.That(names, Has.None.EqualTo("%22a%09b%22").And.None.EqualTo("-rf"));
 		// the long names: hashed, distinct, and well under NAME_MAX
 		var hashed = names.Where(n => n!.Contains("%~")).ToList();
 		Assert.That(hashed, Has.Count.EqualTo(3));

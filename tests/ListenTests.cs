@@ -28,7 +28,7 @@ public class ListenTests
 		Assert.That(c.Ask("Subject: x\r\n\r\nhello\r\n."), Is.EqualTo("250 2.5.0 sent"));
 		Assert.That(c.Ask("QUIT"), Is.EqualTo("221 2.0.0 Successful termination"));
 		Assert.That(c.Line(), Is.Null);
-		Assert.That(t.Captures().Single().Args, Is.EqualTo(new[] { "-r", "example.com!b" }));
+		Assert.That(t.Captures().Single().Args, Is.EqualTo(new[] { "-r", "--", "example.com!b" }));
 		Assert.That(t.Log()[0], Is.EqualTo("ehlo from 127.0.0.1 as client.9fans.net"));
 		Assert.That(l.Stop(), Is.EqualTo(0));
 	}
@@ -55,7 +55,7 @@ public class ListenTests
 		Assert.That(a.Line(), Is.Null);
 		Assert.That(b.Ask("DATA"), Does.StartWith("354"));
 		Assert.That(b.Ask("\r\nhi\r\n."), Is.EqualTo("250 2.5.0 sent"));
-		Assert.That(t.Captures().Single().Args, Is.EqualTo(new[] { "-r", "elsewhere.net!x" }));
+		Assert.That(t.Captures().Single().Args, Is.EqualTo(new[] { "-r", "--", "elsewhere.net!x" }));
 		var log = t.Log();
 		Assert.That(log, Does.Contain("Bad Forward 9fans.net!a (a.9fans.net/127.0.0.2) (elsewhere.net!x)"));
 		Assert.That(log, Does.Contain("no recent call from 127.0.0.2 for a rcpt; rejecting with temporary failure"));

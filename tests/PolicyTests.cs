@@ -366,7 +366,12 @@ public class PolicyTests
 
 	const string OurDoms = "ourdomains example.com, *.example.org";
 
-	[TestCase("postmaster", true)]
+	[TestCase("postmaster", false)] // decisions #21: a dotless name is no longer ours by having no dot
+	[TestCase("localhost", true)]
+	[TestCase("2130706435", false)]
+	[TestCase("127.1", false)]
+	[TestCase("0x7f000001", false)]
+	[TestCase("#5", false)]
 	[TestCase("example.com", true)]
 	[TestCase("EXAMPLE.COM", true)]
 	[TestCase("mail.example.com", false)]
@@ -380,7 +385,12 @@ public class PolicyTests
 	[TestCase("example.com!bob", false)]
 	[TestCase("Example.COM!bob", false)]
 	[TestCase("mx.example.org!bob", false)]
-	[TestCase("local!example.com!bob", false)]
+	[TestCase("local!example.com!bob", true)] // decisions #21: "local" is not one of our names
+	[TestCase("example.com!victim@evil.net", true)]
+	[TestCase("example.com!victim%evil.net", true)]
+	[TestCase("example.com!\"victim@evil.net\"", true)]
+	[TestCase("example.com!victim@example.org", false)]
+	[TestCase("example.com!victim%a.example.org", false)]
 	[TestCase("evil.net!bob", true)]
 	[TestCase("example.com!evil.net!bob", true)]
 	[TestCase("bob.with.dots", false)] // the last component is the user, never a hop
@@ -477,11 +487,12 @@ public class PolicyTests
 	}
 
 	[Test]
-	public void ValidateAddressMustBeExecutable()
+	public void ValidateAddressThatCannotRunDefers()
 	{
+		// decisions #23: a validator that is there but cannot answer refuses (for now), it never accepts unchecked
 		Write("/mail/lib/validateaddress", "#!/bin/sh\nexit 1\n");
 		File.SetUnixFileMode(Root.Path9("/mail/lib/validateaddress"), UnixFileMode.UserRead);
-		Assert.That(New().CheckRecipient("glenda"), Is.EqualTo(RcptCheck.Ok));
+		Assert.That(New().CheckRecipient("glenda"), Is.EqualTo(RcptCheck.TryLater));
 	}
 
 	[Test]

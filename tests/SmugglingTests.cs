@@ -132,7 +132,7 @@ public class SmugglingTests
 		var caps = tree.Captures();
 		Assert.That(caps, Has.Count.EqualTo(1));
 		Assert.Multiple(() => {
-			Assert.That(caps[0].Args, Is.EqualTo(new[] { "-r", "example.com!bob" }));
+			Assert.That(caps[0].Args, Is.EqualTo(new[] { "-r", "--", "example.com!bob" }));
 			Assert.That(Tree.NoDates(caps[0].Text), Is.EqualTo(Expected(rsys, normalised)));
 			Assert.That(caps[0].Msg, Has.No.Member((byte)'\r').And.No.Member((byte)0));
 			Assert.That(tree.Log().Where(l => l.Contains(" sent ", StringComparison.Ordinal)), Has.Exactly(1).Items);

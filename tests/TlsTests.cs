@@ -189,7 +189,7 @@ public class TlsTests
 	{
 		var caps = t.Captures();
 		Assert.That(caps, Has.Count.EqualTo(n));
-		Assert.That(caps[^1].Args, Is.EqualTo(new[] { "-r", "example.com!bob" }));
+		Assert.That(caps[^1].Args, Is.EqualTo(new[] { "-r", "--", "example.com!bob" }));
 		Assert.That(caps[^1].Text, Does.Contain($"Subject: {subject}\n"));
 	}
 

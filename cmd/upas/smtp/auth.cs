@@ -87,7 +87,7 @@ sealed partial class Session
 	{
 		Reply(challenge);
 		io.Quiet = true;
-		var (st, line) = await io.ReadLineAsync(TimeSpan.FromSeconds(conf.IdleTimeout));
+		var (st, line) = await io.ReadLineAsync(ReadLimit());
 		io.Quiet = false;
 		if (st == ReadStatus.Eof)
 			throw new Hangup(0);

@@ -112,8 +112,10 @@ static class Listener
 				? $"421 4.3.2 {dom} too many connections, try again later\r\n"
 				: $"421 4.7.0 {dom} too many connections from {rsys}, try again later\r\n";
 			try {
-				await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(line));
-			} catch (IOException) {
+				// a client that does not read gets no longer than this to take it
+				using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+				await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(line), cts.Token);
+			} catch (Exception e) when (e is IOException or OperationCanceledException) {
 			}
 			return;
 		}
@@ -124,7 +126,22 @@ static class Listener
 		}
 	}
 
-	/// <summary>The sessions running now, in all and per client address.</summary>
+	/// <summary>
+	/// What maxperip counts: an IPv4 address, or an IPv6 address's /64, since one host is given a whole
+	/// /64 and could otherwise open maxperip sessions from each of its 2^64 addresses.
+	/// </summary>
+	public static string ClientKey(string rsys)
+	{
+		if (IpNet.Addr(rsys) is not { } a)
+			return rsys;
+		if (a.AddressFamily != AddressFamily.InterNetworkV6)
+			return a.ToString();
+		var b = a.GetAddressBytes();
+		Array.Clear(b, 8, 8);
+		return new IPAddress(b) + "/64";
+	}
+
+	/// <summary>The sessions running now, in all and per client address (an IPv6 client: per /64).</summary>
 	sealed class Sessions
 	{
 		readonly Lock sync = new();
@@ -135,13 +152,14 @@ static class Listener
 
 		public string? TryEnter(string rsys, int max, int maxPerIp)
 		{
+			var key = ClientKey(rsys);
 			lock (sync) {
 				if (total >= max)
 					return "too many sessions";
-				var n = perIp.GetValueOrDefault(rsys);
+				var n = perIp.GetValueOrDefault(key);
 				if (n >= maxPerIp)
 					return "too many sessions from one address";
-				perIp[rsys] = n + 1;
+				perIp[key] = n + 1;
 				total++;
 				return null;
 			}
@@ -149,9 +167,10 @@ static class Listener
 
 		public void Leave(string rsys)
 		{
+			var key = ClientKey(rsys);
 			lock (sync) {
-				if (--perIp[rsys] == 0)
-					perIp.Remove(rsys);
+				if (--perIp[key] == 0)
+					perIp.Remove(key);
 				if (--total == 0 && draining)
 					idle.TrySetResult();
 			}

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Mono.Unix.Native;
 
 namespace Upas.Smtpd;
 
@@ -151,47 +152,97 @@ sealed class Mailer : IMessageSink
 sealed class DumpSink : IMessageSink
 {
 	readonly FileStream? f;
+	readonly int dirfd;
 	public string Path { get; }
 
-	DumpSink(FileStream? f, string path)
+	DumpSink(FileStream? f, string path, int dirfd = -1)
 	{
 		this.f = f;
 		Path = path;
+		this.dirfd = dirfd;
 	}
 
-	/// <summary>A fresh file in today's dump directory, or a sink that discards (no -s, or it cannot be made).</summary>
-	public static DumpSink Create(bool save, string sender, DateTime now)
+	static readonly FilePermissions DirMode = NativeConvert.ToFilePermissions(0x1ff); // 0777
+	static readonly FilePermissions FileMode = NativeConvert.ToFilePermissions(0x1b6); // 0666
+
+	/// <summary>
+	/// A fresh file in today's dump directory, or a sink that discards (no -s, or it cannot be made).
+	/// /mail/queue.dump is world-writable: the day directory is opened with O_NOFOLLOW and used only when it
+	/// is a real directory owned by us, root or the owner of /mail/queue.dump; the file is made with
+	/// O_CREAT|O_EXCL|O_NOFOLLOW beneath it; both get their modes by fchmod, whatever the umask.
+	/// </summary>
+	public static DumpSink Create(bool save, string sender, DateTime now, Action<string>? log = null)
 	{
 		if (!save)
 			return new DumpSink(null, "/dev/null");
-		var dir = Root.Path9($"/mail/queue.dump/{PlanTime.Month(now.Month)}{now.Day}");
-		try {
-			if (!Directory.Exists(dir))
-				Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
-					UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
-					UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
-		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+		var day = $"{PlanTime.Month(now.Month)}{now.Day}";
+		var dirfd = OpenDay(Root.Path9("/mail/queue.dump"), day, out var why);
+		if (dirfd < 0) {
+			log?.Invoke($"can't save blocked message in /mail/queue.dump/{day}: {why}");
 			return new DumpSink(null, "/dev/null");
 		}
-		uint h = 0;
-		foreach (var c in Encoding.UTF8.GetBytes(sender))
-			h = h * 257 + c;
-		for (var tries = 0; tries < 50; tries++) {
-			h += (uint)Random.Shared.Next();
-			var path = System.IO.Path.Join(dir, h.ToString(System.Globalization.CultureInfo.InvariantCulture));
-			try {
-				var fs = new FileStream(path, new FileStreamOptions {
-					Mode = FileMode.CreateNew, Access = FileAccess.Write,
-					UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead |
-						UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite,
-				});
-				return new DumpSink(fs, path);
-			} catch (IOException) {
-			} catch (UnauthorizedAccessException) {
-				break;
+		try {
+			uint h = 0;
+			foreach (var c in Encoding.UTF8.GetBytes(sender))
+				h = h * 257 + c;
+			for (var tries = 0; tries < 50; tries++) {
+				h += (uint)Random.Shared.Next();
+				var name = h.ToString(System.Globalization.CultureInfo.InvariantCulture);
+				var fd = Syscall.openat(dirfd, name, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FileMode);
+				if (fd < 0) {
+					if (Stdlib.GetLastError() == Errno.EEXIST)
+						continue;
+					break;
+				}
+				Syscall.fchmod(fd, FileMode);
+				var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+				return new DumpSink(new FileStream(handle, FileAccess.Write), System.IO.Path.Join(Root.Path9("/mail/queue.dump"), day, name), dirfd);
 			}
+		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 		}
+		Syscall.close(dirfd);
 		return new DumpSink(null, "/dev/null");
+	}
+
+	/// <summary>The day directory's descriptor, made (0777) when missing; -1 with the reason when it must not be used.</summary>
+	static int OpenDay(string dumpdir, string day, out string why)
+	{
+		why = "";
+		const OpenFlags dirFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC;
+		var top = Syscall.open(dumpdir, dirFlags);
+		if (top < 0) {
+			why = Stdlib.strerror(Stdlib.GetLastError());
+			return -1;
+		}
+		try {
+			if (Syscall.fstat(top, out var tst) < 0) {
+				why = Stdlib.strerror(Stdlib.GetLastError());
+				return -1;
+			}
+			var made = Syscall.mkdirat(top, day, DirMode) == 0;
+			var fd = Syscall.openat(top, day, dirFlags | OpenFlags.O_NOFOLLOW);
+			if (fd < 0) {
+				var err = Stdlib.GetLastError();
+				why = err == Errno.ELOOP || err == Errno.ENOTDIR ? "not a directory (a link?)" : Stdlib.strerror(err);
+				return -1;
+			}
+			if (Syscall.fstat(fd, out var st) < 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFDIR) {
+				Syscall.close(fd);
+				why = "not a directory";
+				return -1;
+			}
+			// made by another user in the world-writable parent: that user could read and replace our files
+			if (st.st_uid != Syscall.geteuid() && st.st_uid != 0 && st.st_uid != tst.st_uid) {
+				Syscall.close(fd);
+				why = $"owned by another user (uid {st.st_uid})";
+				return -1;
+			}
+			if (made)
+				Syscall.fchmod(fd, DirMode); // 0777 whatever the umask: the next smtpd may run as another user
+			return fd;
+		} finally {
+			Syscall.close(top);
+		}
 	}
 
 	public Stream Input => (Stream?)f ?? Stream.Null;
@@ -208,6 +259,8 @@ sealed class DumpSink : IMessageSink
 			return null;
 		} catch (IOException e) {
 			return e.Message;
+		} finally {
+			Syscall.close(dirfd);
 		}
 	}
 
@@ -216,9 +269,8 @@ sealed class DumpSink : IMessageSink
 		if (f is null)
 			return;
 		f.Dispose();
-		try {
-			File.Delete(Path);
-		} catch (IOException) {
-		}
+		// through the directory we created it in, not a path that may lead elsewhere by now
+		Syscall.unlinkat(dirfd, System.IO.Path.GetFileName(Path), 0);
+		Syscall.close(dirfd);
 	}
 }

@@ -62,7 +62,7 @@ sealed partial class Session
 		if (filter == Verdict.Accept && opt.Greylist && !await GreylistPasses())
 			return;
 
-		IMessageSink? sink = dump ? DumpSink.Create(SaveBlocked, sender, DateTime.Now) : Mailer.Start(opt.MailerPath, ["-r", .. rcpts]);
+		IMessageSink? sink = dump ? DumpSink.Create(SaveBlocked, sender, DateTime.Now, Log) : Mailer.Start(opt.MailerPath, ["-r", "--", .. rcpts]);
 		if (sink is null) {
 			Reply("450 4.3.2 We're busy right now, try later");
 			return;
@@ -102,10 +102,13 @@ sealed partial class Session
 		var outbuf = new byte[DotReader.MaxOutput(64 * 1024)];
 		var timeout = TimeSpan.FromSeconds(conf.DataTimeout);
 
+		var hops = new HopCounter();
+
 		async Task Put(ReadOnlyMemory<byte> b)
 		{
-			if (pipeError is not null || b.Length == 0)
-				return;
+			hops.Feed(b.Span);
+			if (pipeError is not null || b.Length == 0 || hops.TooMany)
+				return; // a looping message is refused at the end: the mailer gets no more of it
 			try {
 				await sink.Input.WriteAsync(b);
 				written += b.Length;
@@ -157,6 +160,12 @@ sealed partial class Session
 				: $"552 5.3.4 Message has a line longer than {DotReader.DefaultMaxLine} bytes");
 			return;
 		}
+		if (hops.TooMany) {
+			sink.Abort(); // killed before its input ends: send delivers nothing
+			Log($"++[{him}/{rsys}] {txSender} message refused: {hops.Count} Received: fields, a forwarding loop");
+			Reply("554 5.4.6 Too many hops");
+			return;
+		}
 		trace.Line("waiting for upas/send to exit");
 		var status = await sink.FinishAsync();
 		if (pipeError is not null)
@@ -192,7 +201,7 @@ sealed partial class Session
 		else
 			Log($"++[{him}/{rsys}] {txSender} {opt.Mailer} {(pipeError is not null ? $"error during pipemsg: {pipeError}; " : "")}returned '{status}' {first}");
 		foreach (var e in errs)
-			Reply($"{code}-{ecode} {e}");
+			Reply($"{code}-{ecode} {EnvAddr.Printable(e)}"); // the mailer may echo what the client sent
 		Reply($"{code} {ecode} mail process terminated abnormally");
 	}
 

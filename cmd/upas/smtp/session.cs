@@ -50,13 +50,14 @@ sealed partial class Session
 		rsys = conn.Rsys;
 		lsys = conn.Lsys;
 		netroot = conn.NetRoot;
-		io = new SmtpIO(conn.Stream, conn.Stream);
+		io = new SmtpIO(conn.Stream, conn.Stream) { WriteLimit = WriteLimit };
 		if (trace.On) {
 			io.OnLine = TraceLine;
 			io.OnReply = trace.Reply;
 		}
 		me = Syslog.SysName;
 		dom = opt.Domain ?? conf.DefaultDomain ?? DefaultDomain(me);
+		policy.AddOurName(dom);
 		passwordInClear = opt.PasswordInClear;
 		deadline = started.AddSeconds(conf.SessionTimeout);
 	}
@@ -100,6 +101,10 @@ sealed partial class Session
 				await Next();
 		} catch (Hangup h) {
 			await io.FlushAsync();
+			if (io.WriteTimedOut) {
+				Log($"note: {rsys} did not read its replies; closing connection");
+				return h.Code;
+			}
 			await EndTls();
 			return h.Code;
 		}
@@ -128,9 +133,7 @@ sealed partial class Session
 
 	async Task Next()
 	{
-		var idle = TimeSpan.FromSeconds(conf.IdleTimeout);
-		var left = deadline - DateTime.Now;
-		var (st, line) = await io.ReadLineAsync(left < idle ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : idle);
+		var (st, line) = await io.ReadLineAsync(ReadLimit());
 		switch (st) {
 		case ReadStatus.Eof:
 			throw new Hangup(0);
@@ -171,6 +174,23 @@ sealed partial class Session
 			throw new Hangup(0);
 		}
 	}
+
+	/// <summary>How long the next line (a command or an AUTH continuation) may take: the idle timeout, cut by the session deadline.</summary>
+	TimeSpan ReadLimit()
+	{
+		var idle = TimeSpan.FromSeconds(conf.IdleTimeout);
+		var left = deadline - DateTime.Now;
+		return left < idle ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : idle;
+	}
+
+	/// <summary>How long replies may wait for the client to read them; a little past the deadline, so the 421 can still go out.</summary>
+	TimeSpan WriteLimit()
+	{
+		var limit = ReadLimit();
+		return limit < FinalWrite ? FinalWrite : limit;
+	}
+
+	static readonly TimeSpan FinalWrite = TimeSpan.FromSeconds(2);
 
 	/// <summary>A read timed out: say so, log the alarm as Bell Labs does, hang up.</summary>
 	void TimedOut()
@@ -310,9 +330,10 @@ sealed partial class Session
 		var path = cmd.Value;
 		if (path != "/dev/null" && !path.Contains('!'))
 			path = him + "!" + path;
-		if (path.Contains('\r') || path.Contains('\n')) {
+		if (BadAddress(path) is { } bad) {
+			Log($"Refused sender {path} {Who}: {bad}"); // Log escapes it
 			rc++;
-			Reply($"501 5.1.3 Bad character in sender address {path}.");
+			Reply($"553 5.1.7 Bad sender address {EnvAddr.Printable(path)}: {bad}");
 			return;
 		}
 		var v = policy.SenderVerdict(path);
@@ -349,6 +370,19 @@ sealed partial class Session
 		Reply($"250 2.0.0 sender is {path}");
 	}
 
+	/// <summary>
+	/// Why an address may not enter the envelope (decisions #22): a control byte, DEL or angle bracket, or
+	/// a bang component that a program would read as an option (validatesender gets the user alone).
+	/// </summary>
+	static string? BadAddress(string bang)
+	{
+		if (EnvAddr.Refusal(bang) is { } why)
+			return why;
+		if (Array.Exists(bang.Split('!'), EnvAddr.LooksLikeOption))
+			return "address starts with '-'";
+		return null;
+	}
+
 	async Task Rcpt(Cmd cmd)
 	{
 		if (Rejected())
@@ -376,11 +410,21 @@ sealed partial class Session
 			return;
 		}
 		var path = cmd.Value;
+		if (BadAddress(path) is { } bad) {
+			Log($"Refused recipient {path} {Who}: {bad}");
+			rc++;
+			Reply($"553 5.1.3 Bad recipient address {EnvAddr.Printable(path)}: {bad}");
+			return;
+		}
 		switch (await Task.Run(() => policy.CheckRecipient(path))) {
 		case RcptCheck.UserUnknown:
 			Log($"Disallowed {SenderOrUnknown} {Who} to blocked, unknown or invalid name {path}");
 			rc++;
 			Reply($"550 5.1.1 {path} ... user unknown");
+			return;
+		case RcptCheck.TryLater:
+			Log($"Deferred {SenderOrUnknown} {Who} to {path}: cannot validate the address");
+			Reply($"450 4.3.0 {path} ... cannot validate the address now, try again later");
 			return;
 		case RcptCheck.SendingSystemNotAllowed:
 			Log($"Disallowed sending IP of {SenderOrUnknown} {Who} to {path}");
@@ -423,11 +467,11 @@ sealed partial class Session
 		if (Rejected())
 			return;
 		var s = cmd.Value;
-		if (s.Contains('\r') || s.Contains('\n')) {
-			Reply($"503 5.1.3 Bad character in address {s}.");
+		if (BadAddress(s) is { } bad) {
+			Reply($"553 5.1.3 Bad address {EnvAddr.Printable(s)}: {bad}");
 			return;
 		}
-		var (started, first) = await Mailer.QueryAsync(opt.MailerPath, ["-x", s], TimeSpan.FromSeconds(60));
+		var (started, first) = await Mailer.QueryAsync(opt.MailerPath, ["-x", "--", s], TimeSpan.FromSeconds(60));
 		if (!started)
 			Reply("450 4.3.2 We're busy right now, try later");
 		else if (first is null)

@@ -12,6 +12,7 @@ enum ReadStatus { Ok, TooLong, Eof, Timeout }
 sealed class SmtpIO(Stream input, Stream output)
 {
 	public const int MaxCommandLine = 4096;
+	const int MaxQueued = 64 * 1024;
 	Stream inp = input, outp = output;
 	readonly byte[] buf = new byte[64 * 1024];
 	int start, end;
@@ -37,17 +38,41 @@ sealed class SmtpIO(Stream input, Stream output)
 		outbuf.Write(b);
 	}
 
+	/// <summary>How long a write of replies may wait for the client to read (the idle timeout and the session deadline).</summary>
+	public Func<TimeSpan> WriteLimit { get; set; } = () => Timeout.InfiniteTimeSpan;
+
+	/// <summary>A write timed out or failed: the client is treated as gone, every later read sees end of input.</summary>
+	public bool Broken { get; private set; }
+
+	/// <summary>Broken because the client did not read within WriteLimit (not because it went away).</summary>
+	public bool WriteTimedOut { get; private set; }
+
 	public async Task FlushAsync()
 	{
 		if (outbuf.Length == 0)
 			return;
+		if (Broken) {
+			outbuf.SetLength(0);
+			return;
+		}
 		try {
-			await outp.WriteAsync(outbuf.GetBuffer().AsMemory(0, (int)outbuf.Length));
-			await outp.FlushAsync();
+			var w = WriteAll(outbuf.ToArray());
+			// a client that never reads would block us for ever: it must not hold its slot
+			if (await Task.WhenAny(w, Task.Delay(WriteLimit())) != w) {
+				Broken = WriteTimedOut = true;
+				_ = w.ContinueWith(t => t.Exception, TaskScheduler.Default); // ends when the connection is closed
+			} else
+				await w;
 		} catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException) {
-			// the client is gone; the next read sees end of input
+			Broken = true; // the client is gone; the next read sees end of input
 		}
 		outbuf.SetLength(0);
+	}
+
+	async Task WriteAll(byte[] b)
+	{
+		await outp.WriteAsync(b);
+		await outp.FlushAsync();
 	}
 
 	/// <summary>Starts a read without waiting for it (the early-talker check looks at it later).</summary>
@@ -85,6 +110,8 @@ sealed class SmtpIO(Stream input, Stream output)
 	public async Task<ReadStatus> FillAsync(TimeSpan timeout)
 	{
 		await FlushAsync();
+		if (Broken)
+			return ReadStatus.Eof;
 		var t = StartRead();
 		if (!t.IsCompleted) {
 			var done = await Task.WhenAny(t, Task.Delay(timeout));
@@ -103,11 +130,17 @@ sealed class SmtpIO(Stream input, Stream output)
 
 	/// <summary>
 	/// One command line, without its line end (LF or CR LF; a bare LF still ends a command, decisions #2).
-	/// A line over MaxCommandLine bytes is read to its end and reported as TooLong.
+	/// A line over MaxCommandLine bytes is read to its end and reported as TooLong. The whole line must
+	/// arrive within timeout: a client dribbling one byte at a time does not extend it.
 	/// </summary>
 	public async Task<(ReadStatus, string)> ReadLineAsync(TimeSpan timeout)
 	{
 		var toolong = false;
+		var until = DateTime.UtcNow + timeout;
+		if (outbuf.Length > MaxQueued)
+			await FlushAsync(); // a client pipelining without reading must not grow our memory
+		if (Broken)
+			return (ReadStatus.Eof, ""); // the client does not read: run nothing more it sent ahead
 		while (true) {
 			var span = buf.AsSpan(start, end - start);
 			var lf = span.IndexOf((byte)'\n');
@@ -127,7 +160,8 @@ sealed class SmtpIO(Stream input, Stream output)
 				toolong = true; // keep memory bounded: drop what we have, find the end
 				start = end = 0;
 			}
-			var st = await FillAsync(timeout);
+			var left = until - DateTime.UtcNow;
+			var st = await FillAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero);
 			if (st != ReadStatus.Ok)
 				return (st, "");
 		}

@@ -8,7 +8,7 @@ namespace Upas.Smtpd;
 public enum Verdict { Accept, Trusted, Denied, Refused, Dialup, Blocked, Delay }
 
 /// <summary>What the recipient checks of §10.3 and §10.4 say.</summary>
-public enum RcptCheck { Ok, UserUnknown, SendingSystemNotAllowed }
+public enum RcptCheck { Ok, UserUnknown, SendingSystemNotAllowed, TryLater }
 
 /// <summary>
 /// /mail/lib/blocked, read directly as ratfs would serve it (smtpd.md §17): IP blocks and sender
@@ -178,6 +178,8 @@ sealed class Policy
 		Lsys = lsys;
 		blocked = Blocked.Parse(ReadLib("/mail/lib/blocked") ?? "", log);
 		Trusted = conf.OurNets.Exists(n => n.Contains(rsys)) || ExtNets().Exists(n => n.Contains(rsys));
+		AddOurName(Syslog.SysName);
+		AddOurName(conf.DefaultDomain);
 		IpVerdict = blocked.IpVerdict(rsys);
 	}
 
@@ -216,20 +218,66 @@ sealed class Policy
 		return blocked.AccountVerdict(senderBangPath.ToLowerInvariant());
 	}
 
-	/// <summary>Whether a domain component is ours for relaying and X-warnings: dotless names always are.</summary>
+	/// <summary>This system's names besides ourdomains: sysname, localhost, the default domain (decisions #21).</summary>
+	readonly HashSet<string> ourNames = new(StringComparer.OrdinalIgnoreCase) { "localhost" };
+
+	/// <summary>Adds a name that is ours (the session's domain, as -h may set it).</summary>
+	public void AddOurName(string? name)
+	{
+		if (!string.IsNullOrEmpty(name))
+			ourNames.Add(name);
+	}
+
+	/// <summary>
+	/// Whether a domain component is ours for relaying and X-warnings (decisions #21): this system's names,
+	/// localhost, the default domain, an ourdomains entry or our own [address]; never a number in any
+	/// notation nor a #name, whatever the lists say, since smtp would dial it as an address.
+	/// </summary>
 	public bool IsOurDomain(string component)
 	{
 		var c = component.ToLowerInvariant();
-		if (!c.Contains('.'))
+		if (c.StartsWith('['))
+			return c.EndsWith(']') && IpNet.Addr(StripV6Tag(c[1..^1])) is { } a && IpNet.Addr(Lsys) is { } l && a.Equals(l);
+		if (c.Length == 0 || c.StartsWith('#') || IsNumeric(c))
+			return false;
+		if (ourNames.Contains(c))
 			return true;
 		return conf.OurDomains.Exists(d => Blocked.DomMatch(c, d));
 	}
 
-	/// <summary>The relay test (§10.5 step 3): some hop before the final user is not ours.</summary>
-	public bool IsForeign(string rcpt)
+	static string StripV6Tag(string lit) => lit.StartsWith("ipv6:", StringComparison.OrdinalIgnoreCase) ? lit[5..] : lit;
+
+	/// <summary>A name inet_aton would read as an address: dotted decimal, octal or hex parts (127.1, 0x7f000001, 2130706435).</summary>
+	internal static bool IsNumeric(string name)
 	{
-		var hops = rcpt.Split('!');
-		return hops[..^1].Any(h => !IsOurDomain(h));
+		foreach (var label in name.TrimEnd('.').Split('.')) {
+			var hex = label.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+			var digits = hex ? label.AsSpan(2) : label.AsSpan();
+			if (!hex && digits.Length == 0)
+				return false;
+			foreach (var ch in digits) {
+				if (!(char.IsAsciiDigit(ch) || hex && char.IsAsciiHexDigit(ch)))
+					return false;
+			}
+		}
+		return true;
+	}
+
+	/// <summary>
+	/// The relay test (§10.5 step 3): some hop before the final user is not ours. A local part that itself
+	/// routes (user@dom, user%dom, quoted or escaped) is judged by where it finally goes: each of its domains is a hop.
+	/// </summary>
+	public bool IsForeign(string rcpt) => Hops(rcpt).Any(h => !IsOurDomain(h));
+
+	/// <summary>Every hop a recipient names: its bang components, then the @ and % domains hidden in its local part.</summary>
+	internal static List<string> Hops(string rcpt)
+	{
+		// quotes do not hide routing from send: judge the bare text
+		var parts = rcpt.Replace("\"", "").Split('!');
+		var hops = parts[..^1].ToList();
+		var sub = parts[^1].Split(['@', '%']);
+		hops.AddRange(sub[1..]);
+		return hops;
 	}
 
 	/// <summary>The [] loopback (§10.5 step 1): []!rest or dom![]!rest becomes [rsys]!rest; null when not asked for.</summary>
@@ -255,8 +303,12 @@ sealed class Policy
 			log("shellchars in user name");
 			return RcptCheck.UserUnknown;
 		}
-		if (!ValidateAddress(rcpt))
+		switch (ValidateAddress(rcpt)) {
+		case false:
 			return RcptCheck.UserUnknown;
+		case null:
+			return RcptCheck.TryLater;
+		}
 		if (NamesBlocked(rcpt)) {
 			log($"names.blocked blocks {rcpt}");
 			return RcptCheck.UserUnknown;
@@ -264,23 +316,30 @@ sealed class Policy
 		return SenderAllowed(rcpt) ? RcptCheck.Ok : RcptCheck.SendingSystemNotAllowed;
 	}
 
-	bool ValidateAddress(string rcpt)
+	/// <summary>
+	/// /mail/lib/validateaddress: true when it says yes or is absent, false when it says no, null when it
+	/// is there but cannot answer (not executable, cannot start, timed out): the recipient is deferred,
+	/// never accepted unchecked (decisions #23: what the mailer cannot deliver is refused at RCPT).
+	/// </summary>
+	bool? ValidateAddress(string rcpt)
 	{
 		var prog = Root.Path9("/mail/lib/validateaddress");
-		if (!IsExecutable(prog))
+		if (!Path.Exists(prog))
 			return true;
+		if (!IsExecutable(prog)) {
+			log($"validateaddress {rcpt}: not executable");
+			return null;
+		}
 		try {
 			var r = Run(prog, [rcpt], ValidateAddressLimit);
 			if (r.Exit is null) {
-				// a hung validator must not turn good addresses into permanent failures; the mailer decides later
 				log($"validateaddress {rcpt}: timed out");
-				return true;
+				return null;
 			}
 			return r.Exit == 0;
-		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException) {
-			// as the original, whose child exits cleanly when exec fails
+		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {
 			log($"validateaddress {rcpt}: {e.Message}");
-			return true;
+			return null;
 		}
 	}
 

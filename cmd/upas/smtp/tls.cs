@@ -95,7 +95,7 @@ sealed partial class Session
 		io.DiscardBuffered();
 		ssl = new SslStream(io.Input, leaveInnerStreamOpen: true);
 		try {
-			using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(conf.IdleTimeout));
+			using var cts = new CancellationTokenSource(ReadLimit());
 			await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions {
 				ServerCertificateContext = certCtx,
 				EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,

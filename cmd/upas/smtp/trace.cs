@@ -35,13 +35,14 @@ sealed class Trace : IDisposable
 			var name = n == 0 ? $"{secs}.{pid}" : $"{secs}.{pid}.{n}";
 			var path = System.IO.Path.Join(dir, name);
 			try {
+				// O_CREAT|O_EXCL: a link planted under the name is never followed
 				var fs = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode });
-				// the umask must not take the bits 0662 promises
-				File.SetUnixFileMode(path, mode);
+				// the umask must not take the bits 0662 promises; fchmod, as the name may be swapped for a link by now
+				File.SetUnixFileMode(fs.SafeFileHandle, mode);
 				var t = new Trace(fs, path);
 				t.Line($"{pid} smtpd {PlanTime.Ctime(now)}");
 				return t;
-			} catch (IOException e) when (File.Exists(path)) {
+			} catch (IOException e) when (File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null) {
 				err = e.Message; // another session of this process took it: try the next name
 			} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 				fail($"can't create debug file {System.IO.Path.Join("/sys/log/smtpdb", name)}: {e.Message}");
@@ -52,14 +53,30 @@ sealed class Trace : IDisposable
 		return Off;
 	}
 
-	public void Line(string s) => Write(Encoding.UTF8.GetBytes(s + "\n"));
+	/// <summary>One line; control bytes the client sent are shown escaped (\xNN), never written raw.</summary>
+	public void Line(string s) => Write(Encoding.UTF8.GetBytes(EnvAddr.Printable(s) + "\n"));
 
 	/// <summary>A reply or a command line, stamped with the seconds since the connection started.</summary>
 	public void Reply(string s) => Line($"{(int)clock.Elapsed.TotalSeconds,3} {s}");
 
 	public void Received(string s) => Reply(s);
 
-	public void Input(ReadOnlyMemory<byte> b) => Write(b.Span);
+	/// <summary>Message bytes as read, lines kept: any control byte but LF, TAB and the CR of a CR LF as \xNN.</summary>
+	public void Input(ReadOnlyMemory<byte> b)
+	{
+		if (f is null)
+			return;
+		var span = b.Span;
+		var o = new List<byte>(span.Length + 16);
+		for (var i = 0; i < span.Length; i++) {
+			var c = span[i];
+			if (c >= 0x20 && c != 0x7f || c is (byte)'\n' or (byte)'\t' || c == '\r' && i + 1 < span.Length && span[i + 1] == '\n')
+				o.Add(c);
+			else
+				o.AddRange(Encoding.ASCII.GetBytes($"\\x{c:x2}"));
+		}
+		Write(o.ToArray());
+	}
 
 	void Write(ReadOnlySpan<byte> b)
 	{
