@@ -22,12 +22,12 @@ public static class EnvAddr
 	/// <summary>Whether the address would read as an option to a program (the word starts with '-').</summary>
 	public static bool LooksLikeOption(string a) => a.StartsWith('-');
 
-	/// <summary>A printable form for logs and error messages: control bytes and DEL as \xNN, backslash doubled.</summary>
+	/// <summary>A printable form for logs and error messages: control bytes, DEL and C1 as \xNN, all else as is (so printing twice changes nothing).</summary>
 	public static string Printable(string s)
 	{
 		var clean = true;
 		foreach (var c in s)
-			if (c < 0x20 || c == 0x7f || c == '\\' || (c >= 0x80 && c < 0xa0)) {
+			if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
 				clean = false;
 				break;
 			}
@@ -35,9 +35,7 @@ public static class EnvAddr
 			return s;
 		var sb = new System.Text.StringBuilder(s.Length + 8);
 		foreach (var c in s) {
-			if (c == '\\')
-				sb.Append(@"\\");
-			else if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
+			if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
 				sb.Append(@"\x").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
 			else
 				sb.Append(c);

@@ -39,7 +39,7 @@ public static class Syslog
 
 	/// <summary>
 	/// The bytes of one log line, cut at 1024 bytes like Plan 9's, ending in LF. A newline becomes a blank
-	/// (Plan 9's syslog), every other control byte (CR, VT, FF, ESC, NUL, DEL, C1) \xNN and a backslash \\:
+	/// (Plan 9's syslog), every other control byte (CR, VT, FF, ESC, NUL, DEL, C1) \xNN:
 	/// clients put text into these messages, and one event must stay one line that forges nothing on a terminal.
 	/// </summary>
 	public static byte[] Format(string sys, DateTime now, string msg)
