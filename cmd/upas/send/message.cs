@@ -64,11 +64,15 @@ sealed partial class Message
 		}
 	}
 
-	/// <summary>More Received: fields than this: refused as "possible forward loop" (mailer.md §2 step 3).</summary>
-	public const int MaxReceived = 32;
-
-	/// <summary>The number of Received: fields in the header.</summary>
-	public int Received => HeaderLines().Count(l => l.StartsWith("received:", StringComparison.OrdinalIgnoreCase));
+	/// <summary>Whether the header has more Received: fields than HopCounter.MaxReceived: a possible forward loop.</summary>
+	public bool TooManyHops
+	{
+		get {
+			var h = new HopCounter(afterFromLine: false);
+			h.Feed(Body.Head(65536));
+			return h.TooMany;
+		}
+	}
 
 	IEnumerable<string> HeaderLines()
 	{

@@ -63,7 +63,7 @@ static class Program
 		var user = Environment.GetEnvironmentVariable("upasname") is { Length: > 0 } un ? un : Posix.UserName();
 		var msg = Message.Parse(input, user, now);
 		List<(string, string)> failed;
-		if (msg.Received > Message.MaxReceived) {
+		if (msg.TooManyHops) {
 			// refused for every recipient, as Plan 9 does, before any delivery
 			failed = rcpts.Select(r => (r, "possible forward loop")).ToList();
 			foreach (var (r, why) in failed)

@@ -102,7 +102,7 @@ sealed partial class Session
 		var outbuf = new byte[DotReader.MaxOutput(64 * 1024)];
 		var timeout = TimeSpan.FromSeconds(conf.DataTimeout);
 
-		var hops = new HopCounter();
+		var hops = new HopCounter(afterFromLine: true);
 
 		async Task Put(ReadOnlyMemory<byte> b)
 		{

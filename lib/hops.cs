@@ -1,26 +1,27 @@
-namespace Upas.Smtpd;
+namespace Upas;
 
 /// <summary>
-/// Counts the Received: fields of what the mailer reads, exactly as send does (decisions #23): header
-/// lines up to the first empty one, after the From_ line, within the first 64 KB, case-insensitive
-/// "received:" at the start of a line. send refuses a message with more than MaxReceived after
-/// smtpd's 250; smtpd refuses it at the end of DATA instead, so no bounce goes to a forged sender.
+/// Counts the Received: fields of a message's header, the one count send and smtpd share (decisions #23):
+/// header lines up to the first empty one, within the first 64 KB, case-insensitive "received:" at the
+/// start of a line. send refuses a message with more than MaxReceived (mailer.md §2 step 3); smtpd, fed
+/// what it gives the mailer (From_ line first), refuses it at the end of DATA, so no bounce goes to a
+/// forged sender.
 /// </summary>
-sealed class HopCounter
+public sealed class HopCounter(bool afterFromLine)
 {
-	/// <summary>send's Message.MaxReceived: more Received: fields than this is a forwarding loop.</summary>
+	/// <summary>More Received: fields than this is a forwarding loop.</summary>
 	public const int MaxReceived = 32;
 	const int Window = 64 * 1024; // send looks no further
 	static readonly byte[] Field = "received:"u8.ToArray();
 
-	bool fromLine = true, done;
+	bool fromLine = afterFromLine, done;
 	long seen;
 	readonly List<byte> line = [];
 
 	public int Count { get; private set; }
 	public bool TooMany => Count > MaxReceived;
 
-	/// <summary>Feeds the next bytes given to the mailer.</summary>
+	/// <summary>Feeds the next bytes of the message.</summary>
 	public void Feed(ReadOnlySpan<byte> b)
 	{
 		foreach (var c in b) {
@@ -39,7 +40,6 @@ sealed class HopCounter
 				EndLine();
 			else if (line.Count < Field.Length)
 				line.Add(c); // the start of a line is all that matters
-
 		}
 	}
 
