@@ -1,0 +1,62 @@
+using System.Text;
+using NUnit.Framework;
+using Upas.Smtpd;
+
+namespace Upas.Tests;
+
+/// <summary>
+/// The address path: smtpd's MAIL/RCPT path parser (at → bang), smtp's bang → at conversion (Addr.BangToAt,
+/// Addr.Header) and send's routing (Route.Of). A path the parser accepts goes out of smtp in a form the
+/// parser reads back as the same path; nothing throws; a route names a host and a user.
+/// </summary>
+[TestFixture, Category("Fuzz")]
+public class FuzzAddressTests
+{
+	static readonly byte[][] Corpus = Fuzz.Corpus(
+		"glenda", "glenda@plan9.example", "alice@9fans.net", "kremvax!alice", "example.org!kremvax!u",
+		"@a.example,@b.example:u@c.example", "@a,@b:box@d.example", "\"john doe\"@corp.example", "\"a\\\"b\"@x.y",
+		"a.b.c@[192.0.2.1]", "u@[IPv6:2001:db8::1]", "u@#123", "victim\\@gmail.com@2130706435", "a%b@c.example",
+		"first.last+tag@sub.domain.example", "x_y-z@host-1.example.", "postmaster", "a!b!c!d");
+
+	static readonly string[] Words = ["@", "!", "%", ".", ",@", ":", "\"", "\\", "[", "]", "IPv6:", "#", "localhost", ".example", "\u00ff"];
+
+	static Upas.Send.Route.LocalNames? local;
+
+	static Upas.Send.Route.LocalNames Local() => local ??= new Upas.Send.Route.LocalNames("testhost");
+
+	static void Property(byte[] b)
+	{
+		var addr = Encoding.Latin1.GetString(b);
+		var cmd = CmdParser.Parse("RCPT TO:<" + addr + ">");
+		if (cmd.Error != CmdError.None)
+			return;
+		var path = cmd.Value;
+		Fuzz.Require(!path.Any(c => c is '\n' or '\0' || c > '\x7f'), "LF, NUL or 8-bit byte in a parsed path");
+
+		// smtp's forms never throw and never add a line end
+		var at = Upas.Smtp.Addr.BangToAt(path);
+		var header = Upas.Smtp.Addr.Header(path, false, "testhost.example");
+		Fuzz.Require(!at.Contains('\n') && !header.Contains('\n'), "a line end from bang → at");
+
+		// what smtp sends (RCPT TO:<at>) reads back as the same path, when the path needed no quoting
+		if (!path.Any(c => c is '"' or '\\' or ' ' or '<' or '>' or '(' or ')' or ',' or ';' || c < ' ')) {
+			var back = CmdParser.Parse("RCPT TO:<" + at + ">");
+			Fuzz.Require(back.Error == CmdError.None, $"smtp's RCPT TO:<{at}> for {path} does not parse");
+			Fuzz.Require(back.Value == path, $"RCPT TO:<{at}> reads back as {back.Value}, not {path}");
+		}
+
+		// send's routing: never throws; a remote route has a host and a user, a local one a safe mailbox name
+		var r = Upas.Send.Route.Of(path, Local());
+		switch (r.What) {
+		case Upas.Send.Route.Kind.Remote:
+			Fuzz.Require(r.Host.Length > 0 && r.User.Length > 0 && !r.Host.Contains('!'), $"remote route {r.Host}!{r.User}");
+			break;
+		case Upas.Send.Route.Kind.Local:
+			Fuzz.Require(Upas.Send.Route.ValidUser(r.User), $"local route to {r.User}");
+			break;
+		}
+	}
+
+	[Test]
+	public void Paths() => Fuzz.Run("address/path parser and bang-at conversion", Corpus, Property, Words, maxLen: 4096);
+}
