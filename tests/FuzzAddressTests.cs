@@ -57,6 +57,17 @@ public class FuzzAddressTests
 		}
 	}
 
+	// found by this fuzzer: an IPv6 address literal hop has no dot, and smtp sent RCPT TO:<[IPv6:2001:db8::1]!u>,
+	// which no server (ours included) parses
+	[TestCase("RCPT TO:<u@[IPv6:2001:db8::1]>", "u@[IPv6:2001:db8::1]")]
+	[TestCase("RCPT TO:<@[IPv6:::1],@b.example:u@[192.0.2.1]>", "@[IPv6:::1],@b.example:u@[192.0.2.1]")]
+	public void Regressions(string rcpt, string smtpForm)
+	{
+		var path = CmdParser.Parse(rcpt).Value;
+		Assert.That(Upas.Smtp.Addr.BangToAt(path), Is.EqualTo(smtpForm));
+		Property(Encoding.Latin1.GetBytes(rcpt["RCPT TO:<".Length..^1]));
+	}
+
 	[Test]
 	public void Paths() => Fuzz.Run("address/path parser and bang-at conversion", Corpus, Property, Words, maxLen: 4096);
 }
