@@ -48,6 +48,19 @@ public class FuzzConfTests
 		}
 	}
 
+	// found by this fuzzer: smtpd.conf took "[::1]:!53" (an address .NET parses), the resolver could not use it
+	// and fell back to the system's servers
+	[TestCase("dnsserver [::1]:!53")]
+	[TestCase("dnsserver 127.0.0.1, [::1]:")]
+	public void Regressions(string line)
+	{
+		var logged = new List<string>();
+		var c = Conf.Parse(line + "\n", logged.Add);
+		Assert.That(c.DnsServers, Is.Empty);
+		Assert.That(logged, Has.Count.EqualTo(1).And.Some.Contains("bad address"));
+		Property(Encoding.Latin1.GetBytes(line));
+	}
+
 	[Test]
 	public void ConfFiles() => Fuzz.Run("smtpd.conf", Corpus, Property, Words);
 }
