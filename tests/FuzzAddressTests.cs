@@ -24,6 +24,24 @@ public class FuzzAddressTests
 
 	static Upas.Send.Route.LocalNames Local() => local ??= new Upas.Send.Route.LocalNames("testhost");
 
+	// a hop's trailing dot is the DNS root: a.!u and a!u go to the same place
+	static string Hops(string path)
+	{
+		var f = path.Split('!');
+		return string.Join('!', f.Select((h, i) => i < f.Length - 1 ? h.TrimEnd('.') : h));
+	}
+
+	static bool WellFormed(string addr, string path)
+	{
+		if (addr.Contains('\\') || addr.Contains('"') || path.Any(c => c is ' ' or '<' or '>' or '(' or ')' or ',' or ';' || c < ' '))
+			return false;
+		var f = path.Split('!');
+		var domains = f[..^1].TakeWhile(h => h.Contains('.') || h.StartsWith('['));
+		var user = CmdParser.Parse($"RCPT TO:<{f[^1]}>");
+		return f.All(h => h.Length > 0) && user.Error == CmdError.None && user.Value == f[^1] &&
+			domains.All(h => CmdParser.Parse("HELO " + h).Error == CmdError.None);
+	}
+
 	static void Property(byte[] b)
 	{
 		var addr = Encoding.Latin1.GetString(b);
@@ -38,11 +56,13 @@ public class FuzzAddressTests
 		var header = Upas.Smtp.Addr.Header(path, false, "testhost.example");
 		Fuzz.Require(!at.Contains('\n') && !header.Contains('\n'), "a line end from bang → at");
 
-		// what smtp sends (RCPT TO:<at>) reads back as the same path, when the path needed no quoting
-		if (!path.Any(c => c is '"' or '\\' or ' ' or '<' or '>' or '(' or ')' or ',' or ';' || c < ' ')) {
+		// what smtp sends (RCPT TO:<at>) reads back as the same path, when the path is made of well-formed parts:
+		// an escaped or quoted local part ("a b"@x, a\@b@x) loses its quoting in the path today (issue 9 item 5,
+		// not checked here), and a hop or user that is no domain or local part (x.o]rg!u, a.b!.c) is garbage in, garbage out
+		if (WellFormed(addr, path)) {
 			var back = CmdParser.Parse("RCPT TO:<" + at + ">");
 			Fuzz.Require(back.Error == CmdError.None, $"smtp's RCPT TO:<{at}> for {path} does not parse");
-			Fuzz.Require(back.Value == path, $"RCPT TO:<{at}> reads back as {back.Value}, not {path}");
+			Fuzz.Require(Hops(back.Value) == Hops(path), $"RCPT TO:<{at}> reads back as {back.Value}, not {path}");
 		}
 
 		// send's routing: never throws; a remote route has a host and a user, a local one a safe mailbox name
