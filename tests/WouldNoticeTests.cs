@@ -30,6 +30,9 @@ static class Strace
 		return s;
 	}
 
+	/// <summary>The path as strace -y shows it: links (a TMPDIR under a symbolic link, say) resolved.</summary>
+	public static string Real(string path) => Mono.Unix.UnixPath.GetCompleteRealPath(path);
+
 	/// <summary>One call: its name, the path of its first argument's descriptor (or ""), the path of a returned descriptor (or ""), the line.</summary>
 	public sealed record Call(string Name, string FdPath, string Returned, string Line);
 
@@ -76,7 +79,7 @@ public class WouldNoticeTests
 		var (exit, err, calls) = SendTraced(t, Env + "Subject: durable\n\nbody\n", "-r", "bob");
 		Assert.That((exit, err), Is.EqualTo((0, "")));
 		Assert.That(Mail.Box(t, "bob"), Does.Contain("Subject: durable\n"));
-		var mbox = t.P("/mail/box/bob/mbox");
+		var mbox = Strace.Real(t.P("/mail/box/bob/mbox"));
 		var lastWrite = calls.FindLastIndex(c => c.Name == "write" && c.FdPath == mbox);
 		Assert.That(lastWrite, Is.GreaterThanOrEqualTo(0), "send wrote the mailbox");
 		Assert.That(calls.Skip(lastWrite + 1).Any(c => IsSync(c) && c.FdPath == mbox), Is.True,
@@ -92,9 +95,9 @@ public class WouldNoticeTests
 		Assert.That((exit, err), Is.EqualTo((0, "")));
 		var dirs = Directory.GetDirectories(t.P("/mail/queue"));
 		Assert.That(dirs, Has.Length.EqualTo(1));
-		var qdir = dirs[0];
-		var dfile = Directory.GetFiles(qdir, "D.*").Single();
-		var cfile = Directory.GetFiles(qdir, "C.*").Single();
+		var qdir = Strace.Real(dirs[0]);
+		var dfile = Strace.Real(Directory.GetFiles(qdir, "D.*").Single());
+		var cfile = Strace.Real(Directory.GetFiles(qdir, "C.*").Single());
 		var trace = string.Join("\n", calls.Where(c => c.FdPath.StartsWith(qdir) || c.Returned.StartsWith(qdir) || c.Line.Contains(qdir)).Select(c => c.Line));
 
 		var dWrite = calls.FindLastIndex(c => c.Name == "write" && c.FdPath == dfile);
