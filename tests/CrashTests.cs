@@ -179,7 +179,14 @@ public class CrashTests
 			#!/bin/sh
 			d=$(dirname "$0")
 			kill -9 $PPID; sleep 0.3
-			if flock -n "$runqjob" true; then echo free; else echo held; fi > "$d/lock.tmp"
+			# held only when flock finds the lock taken (exit 75), not when it fails for another reason
+			flock -n -E 75 "$runqjob" true; rc=$?
+			case "$runqjob:$rc" in
+			:*) echo 'no $runqjob' ;;
+			*:0) echo free ;;
+			*:75) echo held ;;
+			*) echo "flock failed with status $rc" ;;
+			esac > "$d/lock.tmp"
 			cat > "$d/got"
 			echo 'the words of the command' >&2
 			mv "$d/lock.tmp" "$d/lock"

@@ -68,6 +68,15 @@ public sealed class Dnsmasq : IDisposable
 	/// <summary>The reserved test names (RFC 2606, 6761) and 9fans.example.</summary>
 	public static readonly string[] DefaultZones = ["test", "example", "example.com", "example.net", "example.org", "invalid"];
 
+	static readonly Lazy<Dnsmasq> shared = new(() => new Dnsmasq());
+
+	/// <summary>
+	/// One server for the whole test run that knows no record: the default $dnsserver of every program the tests
+	/// start (Tree.Prog, Tree.Start, Smtp.Start), so that no look-up leaves the machine through the system's
+	/// resolver. It stops when the test process does.
+	/// </summary>
+	public static Dnsmasq Shared => shared.Value;
+
 	readonly Process proc;
 	readonly StringBuilder log = new();
 	readonly Task logTask;
@@ -232,4 +241,19 @@ public sealed class Dnsmasq : IDisposable
 	}
 
 	public void Dispose() => Stop();
+}
+
+/// <summary>
+/// Before any test: $dnsserver of the test process (and so of every program it starts, through socat, runq or a
+/// script) is the shared loopback server, so that no test sends a DNS query off the machine.
+/// </summary>
+[SetUpFixture]
+public sealed class LoopbackDns
+{
+	[OneTimeSetUp]
+	public void DnsOnLoopback()
+	{
+		if (File.Exists(Dnsmasq.Program))
+			Environment.SetEnvironmentVariable("dnsserver", Dnsmasq.Shared.Server);
+	}
 }

@@ -207,7 +207,7 @@ sealed class Tree : IDisposable
 		foreach (var f in flags)
 			psi.ArgumentList.Add(f);
 		psi.Environment["PLAN9"] = Dir;
-		psi.Environment.Remove("dnsserver");
+		// $dnsserver stays the loopback server of the test process (LoopbackDns) unless the test gives its own
 		if (env is not null)
 			foreach (var (k, v) in env)
 				psi.Environment[k] = v;

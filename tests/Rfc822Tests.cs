@@ -5,17 +5,11 @@ namespace Upas.Tests;
 
 public class Rfc822Tests
 {
-	// smtpd (smtpd.md §13.3 item 6): every address without '@' gets "@him".
-	static string Smtpd(string a) => a.Contains('@') ? a : a + "@client.example.org";
+	// the product's own rewrites, not copies: smtpd's (smtpd.md §13.3 item 6, every address without '@' gets "@him")
+	// and smtp's (smtp.md §8.3 item 5: bang→@, "@hostdomain" when there is no '@', bare source routes in <…>)
+	static string Smtpd(string a) => Upas.Smtpd.Session.Qualify(a, "client.example.org");
 
-	// smtp (smtp.md §8.3 item 5): bang→@, then "@hostdomain" when there is no '@', bare source routes in <…>.
-	static string Smtp(string a, bool bracketed)
-	{
-		var s = BangToAt(a);
-		if (!s.Contains('@'))
-			return s + "@testhost.example.com";
-		return s[0] == '@' && !bracketed ? "<" + s + ">" : s;
-	}
+	static string Smtp(string a, bool bracketed) => Upas.Smtp.Addr.Header(a, bracketed, "testhost.example.com");
 
 	// smtp.md §6.1: the client's own conversion.
 	static string BangToAt(string a) => Upas.Smtp.Addr.BangToAt(a);
@@ -80,6 +74,26 @@ public class Rfc822Tests
 	[TestCase("Return_path: <x@y>\nSubject: s\n\n", "BadHeader: Return_path: <x@y>\nSubject: s\n\n")]
 	[TestCase("Return-Path: <x>\n\n", "Return-Path: <x>\n\n")]
 	public void SmtpRewrite(string input, string want) => Assert.That(SmtpOut(input), Is.EqualTo(want));
+
+	// SmtpOut above is checked against smtp's real writer: the converter's output, CR LF and dot-stuffing undone,
+	// is the lines it adds (Message-ID:, From:, Date: when missing) followed by exactly SmtpOut's text.
+	[TestCase("From: Alice <alice>\nTo: x!y\n\nbody\n.dot\n")]
+	[TestCase("To: @a.com:u@b.com, a.com!b.com!c\nX-Foo bar\nSubject: s\n\n")]
+	[TestCase("just a body\n")]
+	[TestCase("Date: Mon, 23 Nov 2026 23:00:00 +0000\nFrom bob Mon Nov 23 23:00:00 GMT 2026\nmore\n")]
+	[TestCase("Return_path: example.org!x\nMessage-ID: <1@x>\n\n")]
+	public void SmtpOutIsWhatTheConverterWrites(string input)
+	{
+		var conv = new Upas.Smtp.Converter(new MemoryStream(Encoding.Latin1.GetBytes(input)), "testhost.example.com", "example.org!alice");
+		var outp = new MemoryStream();
+		conv.Write(outp, null, null);
+		var text = Encoding.Latin1.GetString(outp.ToArray()).Replace("\r\n", "\n");
+		text = string.Join('\n', text.Split('\n').Select(l => l.StartsWith("..", StringComparison.Ordinal) ? l[1..] : l));
+		var want = SmtpOut(input);
+		Assert.That(text, Does.EndWith(want));
+		var added = text[..^want.Length].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+		Assert.That(added.All(l => l.StartsWith("Message-ID: ") || l.StartsWith("From: ") || l.StartsWith("Date: ")), Is.True, string.Join(" | ", added));
+	}
 
 	[Test]
 	public void SmtpFullExample()

@@ -37,7 +37,6 @@ static class Smtp
 		psi.Environment["TZ"] = "GMT";
 		psi.Environment["HOME"] = t.P("/usr/glenda");
 		psi.Environment["user"] = "glenda";
-		psi.Environment.Remove("dnsserver");
 		if (env is not null)
 			foreach (var (k, v) in env)
 				psi.Environment[k] = v;

@@ -95,6 +95,22 @@ public class SmtpMxTests
 		Assert.That(two.Log, Is.Empty);
 	}
 
+	/// <summary>Run under strace: every address smtp connects or sends a datagram to is a loopback one
+	/// (no DNS query leaves the machine, not even through the system's resolver).</summary>
+	static SmtpRun RunOnLoopbackOnly(Tree t, Dnsmasq dns, params string[] args)
+	{
+		var file = t.P("/strace.out");
+		var psi = Strace.Wrap(Smtp.Start(t, args, new Dictionary<string, string> { ["dnsserver"] = dns.Server }), file, "connect,sendto,sendmsg,sendmmsg");
+		var (outp, err, exit) = Tree.Exec(psi, System.Text.Encoding.Latin1.GetBytes(Full));
+		var trace = File.ReadAllText(file);
+		var v4 = System.Text.RegularExpressions.Regex.Matches(trace, @"inet_addr\(""([^""]+)""\)").Select(m => m.Groups[1].Value);
+		var v6 = System.Text.RegularExpressions.Regex.Matches(trace, @"inet_pton\(AF_INET6,\s*""([^""]+)""").Select(m => m.Groups[1].Value);
+		var away = v4.Where(a => !a.StartsWith("127.")).Concat(v6.Where(a => a != "::1" && !a.StartsWith("::ffff:127."))).Distinct().ToList();
+		Assert.That(away, Is.Empty, "smtp talked to addresses off the machine");
+		Assert.That(v4, Does.Contain("127.0.0.1"), "the trace shows smtp's own connections");
+		return new SmtpRun(outp, err, exit);
+	}
+
 	[Test]
 	public void UnknownNameIsPermanentAndTakesTheGateway()
 	{
@@ -102,10 +118,10 @@ public class SmtpMxTests
 		using var gw = new ScriptServer("127.0.0.1");
 		using var dns = new Dnsmasq();
 		var dial = $"tcp!nosuch.test!{gw.Endpoint.Port}";
-		var r = Run(t, dns, D, dial, "alice", "bob");
+		var r = RunOnLoopbackOnly(t, dns, D, dial, "alice", "bob");
 		Assert.That(r.Exit, Is.EqualTo(1), r.Err);
 		Assert.That(t.Log("smtp.fail"), Is.EqualTo(new[] { $"can't translate address ({dial})" }));
-		var g = Run(t, dns, "-g", $"tcp!127.0.0.1!{gw.Endpoint.Port}", D, dial, "alice", "bob");
+		var g = RunOnLoopbackOnly(t, dns, "-g", $"tcp!127.0.0.1!{gw.Endpoint.Port}", D, dial, "alice", "bob");
 		Assert.That(g.Exit, Is.EqualTo(0), g.Err);
 		Assert.That(gw.Log[2], Is.EqualTo("RCPT TO:<bob@nosuch.test>"));
 	}

@@ -177,9 +177,12 @@ sealed class Conf
 		return null;
 	}
 
-	/// <summary>ADDR or ADDR!PORT, Plan 9 dial-string style so IPv6 colons stay unambiguous.</summary>
+	/// <summary>ADDR or ADDR!PORT, Plan 9 dial-string style so IPv6 colons stay unambiguous; and one the resolver
+	/// can use (else it would silently fall back to the system's servers).</summary>
 	static bool IsDnsServer(string s)
 	{
+		if (Resolver.Endpoint(s) is null)
+			return false;
 		var bang = s.LastIndexOf('!');
 		if (bang >= 0) {
 			if (!ushort.TryParse(s.AsSpan(bang + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port == 0)

@@ -153,7 +153,8 @@ sealed class MxDial(Options o, Action<string> trace)
 		return list.ToArray();
 	}
 
-	/// <summary>The dial string itself through the system's name translation (hosts file, resolver).</summary>
+	/// <summary>The dial string itself through the system's name translation (hosts file, resolver), or through
+	/// $dnsserver when it is set: those servers replace the system's for every look-up.</summary>
 	Socket Direct(DialString ds, TimeSpan limit)
 	{
 		if (!ds.IsTcp)
@@ -163,7 +164,9 @@ sealed class MxDial(Options o, Action<string> trace)
 		trace($"dial {ds}");
 		IPAddress[] addrs;
 		try {
-			addrs = IPAddress.TryParse(ds.Host, out var a) ? [a] : System.Net.Dns.GetHostAddresses(ds.Host);
+			addrs = IPAddress.TryParse(ds.Host, out var a) ? [a]
+				: Environment.GetEnvironmentVariable("dnsserver") is { Length: > 0 } ? Resolver.Addresses(ds.Host).ToArray()
+				: System.Net.Dns.GetHostAddresses(ds.Host);
 		} catch (Exception e) when (e is SocketException or ArgumentException) {
 			addrs = [];	// ArgumentException: a name too long or malformed for the resolver
 		}

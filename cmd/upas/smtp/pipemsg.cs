@@ -227,7 +227,7 @@ sealed partial class Session
 	{
 		var now = PlanTime.Ctime(DateTime.Now);
 		var text = Encoding.Latin1.GetString(window.GetBuffer(), 0, (int)window.Length);
-		var h = Rfc822.Parse(text, a => a.Contains('@') ? a : a + "@" + him);
+		var h = Rfc822.Parse(text, a => Qualify(a, him));
 		var sb = new StringBuilder();
 		sb.Append($"From {txSender} {now} remote from \n");
 		sb.Append($"Received: from {him} ([{rsys}]) by {me}; {now}\n");
@@ -243,6 +243,9 @@ sealed partial class Session
 		sb.Append(text, h.Consumed, text.Length - h.Consumed);
 		return Encoding.Latin1.GetBytes(sb.ToString());
 	}
+
+	/// <summary>smtpd's header rewrite (smtpd.md §13.3 item 6): an address without '@' gets "@" and the client's name.</summary>
+	internal static string Qualify(string addr, string him) => addr.Contains('@') ? addr : addr + "@" + him;
 
 	/// <summary>Tags mail from untrusted clients that claims to come from one of our domains.</summary>
 	IEnumerable<string> XWarnings(ParsedHeader h, string txSender)

@@ -189,14 +189,14 @@ sealed class Names
 /// <summary>Envelope addresses (smtp.md §6).</summary>
 static class Addr
 {
-	/// <summary>bang → @: a.x.y!b.p.o!c!d → @a.x.y:c!d@b.p.o (smtp.md §6.1).</summary>
+	/// <summary>bang → @: a.x.y!b.p.o!c!d → @a.x.y:c!d@b.p.o (smtp.md §6.1); an address literal [..] counts as a domain.</summary>
 	public static string BangToAt(string a)
 	{
 		var f = a.Split('!');
 		if (f.Length == 1)
 			return a;
 		var d = 0;
-		while (d < f.Length - 1 && f[d].Contains('.'))
+		while (d < f.Length - 1 && (f[d].Contains('.') || f[d].StartsWith('[')))
 			d++;
 		var sb = new StringBuilder();
 		if (d > 1)
