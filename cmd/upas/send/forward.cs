@@ -20,9 +20,9 @@ static class Forward
 	/// addresses (Plan 9 then delivers as if there were none), or one that is not a regular file, is too
 	/// large or cannot be read (logged: the mailbox is the safe place for the mail).
 	/// </summary>
-	public static List<string>? Read(string user)
+	public static List<string>? Read(string dir)
 	{
-		var path = Path.Join(Route.BoxDir(user), "forward");
+		var path = Path.Join(dir, "forward");
 		if (BoxFile.Regular(path) is not { } st)
 			return null;
 		if (st.st_size > MaxSize) {

@@ -20,15 +20,14 @@ static class Mbox
 	public static TimeSpan LockWait = TimeSpan.FromMinutes(5);
 
 	/// <summary>
-	/// Delivers an entry of length bytes, which write hands to its sink, to user's mailbox; the directory must
-	/// exist. Throws TempFail when it cannot now.
+	/// Delivers an entry of length bytes, which write hands to its sink, to the mailbox file path (a rewrite
+	/// rule's >> file, or /mail/box/user/mbox); its directory must exist. Throws TempFail when it cannot now.
 	/// </summary>
-	public static void Append(string user, long length, Func<Sink, bool> write)
+	public static void Append(string path, long length, Func<Sink, bool> write)
 	{
-		var dir = Route.BoxDir(user);
+		var dir = Path.GetDirectoryName(path) ?? "/";
 		var lockfd = Lock(dir);
 		try {
-			var path = Path.Join(dir, "mbox");
 			// a missing mbox in an existing box directory is created, mode 0622 whatever the umask
 			var fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, BoxMode);
 			if (fd >= 0)

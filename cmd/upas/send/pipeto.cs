@@ -20,9 +20,9 @@ static class Pipeto
 	const int MaxReason = 1024;
 
 	/// <summary>The user's pipeto: a regular file (not a link) with an execute bit; else null.</summary>
-	public static string? Find(string user)
+	public static string? Find(string dir)
 	{
-		var path = Path.Join(Route.BoxDir(user), "pipeto");
+		var path = Path.Join(dir, "pipeto");
 		if (BoxFile.Regular(path) is not { } st)
 			return null;
 		const FilePermissions anyExec = FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH;
@@ -30,19 +30,28 @@ static class Pipeto
 	}
 
 	/// <summary>Runs the pipeto with data on its stdin; null when it exited 0, else the reason of the failure. Throws TempFail on a timeout.</summary>
-	public static string? Run(string user, string path, Content data)
+	public static string? Run(string user, string path, string mbox, Content data)
 	{
-		var psi = Command(path, ["local!" + user, Path.Join(Route.BoxDir(user), "mbox")]);
+		var psi = Command(path, ["local!" + user, mbox]);
+		psi.Environment["upasname"] = user;
+		return Feed(psi, path, data, "pipeto");
+	}
+
+	/// <summary>
+	/// Runs psi with data on its stdin, its stdout discarded; null when it exited 0, else the reason: the start
+	/// of its stderr, or "what exited with status n". Throws TempFail when it runs past Limit.
+	/// </summary>
+	public static string? Feed(ProcessStartInfo psi, string path, Content data, string what)
+	{
 		psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
 		psi.UseShellExecute = false;
 		psi.WorkingDirectory = "/"; // a directory nobody can enter would stop the start
-		psi.Environment["upasname"] = user;
 		psi.Environment.Remove("upasparent");
 		Process p;
 		try {
 			p = Process.Start(psi) ?? throw new TempFail($"cannot start {path}");
 		} catch (Win32Exception e) {
-			return $"cannot run pipeto: {e.Message}";
+			return $"cannot run {what}: {e.Message}";
 		}
 		using (p) {
 			// its stdout is not ours to pass on: smtpd never reads send's
@@ -67,14 +76,14 @@ static class Pipeto
 				}
 				p.WaitForExit(5000);
 				Syslog.Log("mail", $"{path}: killed after {Limit.TotalSeconds:0} s");
-				throw new TempFail($"pipeto {path} timed out");
+				throw new TempFail($"{what} {path} timed out");
 			}
 			inTask.Wait(5000);
 			outTask.Wait(5000);
 			var err = errTask.Wait(5000) ? errTask.Result : "";
 			if (p.ExitCode == 0)
 				return null;
-			return err.Length > 0 ? err : $"pipeto exited with status {p.ExitCode}";
+			return err.Length > 0 ? err : $"{what} exited with status {p.ExitCode}";
 		}
 	}
 

@@ -97,9 +97,12 @@ sealed class Route
 	}
 
 	/// <summary>The mailbox directory /mail/box/user exists and is a real directory (not a symbolic link).</summary>
-	public static bool HasBox(string user)
+	public static bool HasBox(string user) => IsDir(BoxDir(user));
+
+	/// <summary>The path is a real directory (not a symbolic link to one).</summary>
+	public static bool IsDir(string path)
 	{
-		if (Syscall.lstat(BoxDir(user), out var st) != 0)
+		if (Syscall.lstat(path, out var st) != 0)
 			return false;
 		return (st.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR;
 	}

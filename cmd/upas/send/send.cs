@@ -49,8 +49,9 @@ static class Program
 			return Usage();
 		var sys = SysName.Get();
 		var local = new Route.LocalNames(sys);
+		rules = Rewrite.Load(sys, m => Syslog.Log("mail", m));
 		if (xflag)
-			return Expand(rcpts, local);
+			return Expand(rcpts, local, DefaultSender());
 
 		var feeder = Feeder.Of();
 		var input = ReadInput();
@@ -60,8 +61,7 @@ static class Program
 			return 1;
 		}
 		var now = DateTime.Now;
-		var user = Environment.GetEnvironmentVariable("upasname") is { Length: > 0 } un ? un : Posix.UserName();
-		var msg = Message.Parse(input, user, now);
+		var msg = Message.Parse(input, DefaultSender(), now);
 		List<(string, string)> failed;
 		if (msg.TooManyHops) {
 			// refused for every recipient, as Plan 9 does, before any delivery
@@ -87,20 +87,27 @@ static class Program
 		return 0;
 	}
 
+	/// <summary>/mail/lib/rewrite's rules; null when there is none (then routing is built in).</summary>
+	static Rewrite? rules;
+
+	/// <summary>The sender of a message without an envelope line: $upasname, else the invoking user.</summary>
+	static string DefaultSender() =>
+		Environment.GetEnvironmentVariable("upasname") is { Length: > 0 } un ? un : Posix.UserName();
+
 	/// <summary>
 	/// -x: what send -r would do with each address, one line each: local!user, host!user (each destination a
 	/// forward leads to), or "why: addr" for an address send -r would bounce; exit 1 when any would be.
 	/// </summary>
-	static int Expand(string[] addrs, Route.LocalNames local)
+	static int Expand(string[] addrs, Route.LocalNames local, string sender)
 	{
 		var o = new StringBuilder();
 		var refused = false;
 		foreach (var r in addrs) {
-			var t = new Targets(local, (_, _) => { });
+			var t = new Targets(local, (_, _) => { }, rules, sender);
 			t.Add(r);
 			if (t.Failed.Count > 0) {
 				refused = true;
-				var why = t.Failed[0].Why is "unknown user" ? "unknown user" : "invalid address: " + t.Failed[0].Why;
+				var why = t.Failed[0].Why is "unknown user" or "Invalid address" or "forwarding loop" ? t.Failed[0].Why : "invalid address: " + EnvAddr.Printable(t.Failed[0].Why);
 				o.Append(why).Append(": ").Append(EnvAddr.Printable(r)).Append('\n');
 				continue;
 			}
@@ -108,6 +115,9 @@ static class Program
 				o.Append("local!").Append(b.User).Append('\n');
 			foreach (var p in t.Pipes)
 				o.Append("local!").Append(p.User).Append('\n');
+			foreach (var c in t.Commands)
+				foreach (var cr in c.Rcpts)
+					o.Append(EnvAddr.Printable(cr.Addr)).Append('\n');
 			foreach (var h in t.HostOrder)
 				foreach (var (rt, _) in t.Hosts[h])
 					o.Append(rt.Host).Append('!').Append(rt.User).Append('\n');
@@ -144,13 +154,13 @@ static class Program
 	/// <summary>Delivers or queues msg for each recipient; the ones that failed for good, with the reason.</summary>
 	static List<(string, string)> Deliver(Message msg, IEnumerable<string> rcpts, Route.LocalNames local, string sys, DateTime now)
 	{
-		var t = new Targets(local, (addr, why) => LogError(addr, msg, why));
+		var t = new Targets(local, (addr, why) => LogError(addr, msg, why), rules, msg.Sender, msg.Bulk);
 		foreach (var r in rcpts)
 			t.Add(r);
 		if (t.Boxes.Count > 0) {
 			var length = msg.MboxLength();
 			foreach (var b in t.Boxes) {
-				Mbox.Append(b.User, length, msg.MboxEntry);
+				Mbox.Append(b.Path, length, msg.MboxEntry);
 				Syslog.Log("mail", $"delivered {b.User} From {EnvAddr.Printable(msg.Sender)} {msg.Date}{Targets.Via(b.Origin, b.User)} {msg.Body.Length}");
 			}
 		}
@@ -159,11 +169,20 @@ static class Program
 		if (t.Pipes.Count > 0) {
 			foreach (var p in t.Pipes) {
 				var addr = "local!" + p.User;
-				if (Pipeto.Run(p.User, p.Program, QueueData()) is { } why)
+				if (Pipeto.Run(p.User, p.Program, p.Mbox, QueueData()) is { } why)
 					t.Fail(p.Origin is null ? p.Given : addr, p.Origin, why);
 				else
 					Syslog.Log("mail", $"remote {addr} From {EnvAddr.Printable(msg.Sender)} {msg.Date}{Targets.Via(p.Origin, addr)} {msg.Body.Length}");
 			}
+		}
+		foreach (var c in t.Commands) {
+			if (c.Run(QueueData()) is { } why) {
+				foreach (var r in c.Rcpts)
+					t.Fail(r.Addr, r.Origin, why);
+				continue;
+			}
+			foreach (var r in c.Rcpts)
+				Syslog.Log("mail", $"remote {EnvAddr.Printable(r.Addr)} From {EnvAddr.Printable(msg.Sender)} {msg.Date}{Targets.Via(r.Origin, r.Addr)} {msg.Body.Length}");
 		}
 		if (t.HostOrder.Count > 0) {
 			foreach (var h in t.HostOrder) {

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Upas.Send;
+
+/// <summary>
+/// A | rule's command (mailer.md §2 step 4): the first replacement, with the second of each recipient routed to
+/// the same first one appended; run once through sh with the message on its standard input.
+/// </summary>
+sealed class Command(string line)
+{
+	/// <summary>At most this many recipients and characters of their arguments per execution, as Plan 9.</summary>
+	public const int MaxRcpts = 32, MaxChars = 1024;
+
+	/// <summary>A recipient: its shell-ready argument, the address that matched, the address given to send.</summary>
+	public readonly record struct Rcpt(string Arg, string Addr, string? Origin);
+
+	public string Line { get; } = line;
+	public readonly List<Rcpt> Rcpts = [];
+	int chars;
+
+	/// <summary>The command line run: the first part, then each recipient's argument after a blank.</summary>
+	public string Text => Line + string.Concat(Rcpts.Where(r => r.Arg.Length > 0).Select(r => " " + r.Arg));
+
+	/// <summary>Adds a recipient to the first command of the same first part with room for it, or to a new one.</summary>
+	public static void Merge(List<Command> cmds, string line, string arg, string addr, string? origin)
+	{
+		foreach (var c in cmds) {
+			if (c.Line != line)
+				continue;
+			if (c.Rcpts.Any(r => r.Arg == arg))
+				return; // the same argument twice is one recipient
+			if (c.Rcpts.Count < MaxRcpts && c.chars + arg.Length < MaxChars) {
+				c.Rcpts.Add(new Rcpt(arg, addr, origin));
+				c.chars += arg.Length + 1;
+				return;
+			}
+		}
+		var n = new Command(line);
+		n.Rcpts.Add(new Rcpt(arg, addr, origin));
+		n.chars = arg.Length + 1;
+		cmds.Add(n);
+	}
+
+	/// <summary>Runs the command with data on its standard input; null when it exited 0, else why it failed. TempFail when it ran too long.</summary>
+	public string? Run(Content data) => Pipeto.Feed(Shell(Text), Line, data, "mailer");
+
+	/// <summary>How long a translate command may take.</summary>
+	static readonly TimeSpan TranslateLimit = TimeSpan.FromSeconds(60);
+
+	/// <summary>
+	/// A translate rule's command: its output (lines joined, _nosummary_ lines dropped) as addresses; null and the
+	/// start of its error output when it failed. TempFail when it cannot be started or runs too long.
+	/// </summary>
+	public static (List<string>? Addrs, string Err) Translate(string line)
+	{
+		var psi = Shell(line);
+		psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
+		psi.UseShellExecute = false;
+		psi.WorkingDirectory = "/";
+		psi.Environment.Remove("upasparent");
+		Process p;
+		try {
+			p = Process.Start(psi) ?? throw new TempFail($"cannot start {line}");
+		} catch (System.ComponentModel.Win32Exception e) {
+			throw new TempFail($"cannot run translation: {e.Message}");
+		}
+		using (p) {
+			p.StandardInput.Close();
+			var outTask = ReadLimited(p.StandardOutput.BaseStream, 64 * 1024);
+			var errTask = ReadLimited(p.StandardError.BaseStream, 1024);
+			if (!p.WaitForExit(TranslateLimit)) {
+				try {
+					p.Kill(true);
+				} catch (InvalidOperationException) {
+				}
+				p.WaitForExit(5000);
+				throw new TempFail($"translation {line} timed out");
+			}
+			var output = outTask.Wait(5000) ? outTask.Result : "";
+			var err = errTask.Wait(5000) ? errTask.Result.Trim().Replace('\n', ' ') : "";
+			if (p.ExitCode != 0)
+				return (null, err);
+			var text = string.Join(' ', output.Split('\n').Where(l => !l.StartsWith("_nosummary_", StringComparison.Ordinal)));
+			return (AddrList.Split(text), err);
+		}
+	}
+
+	static async Task<string> ReadLimited(Stream s, int max)
+	{
+		var m = new MemoryStream();
+		var buf = new byte[4096];
+		int n;
+		while ((n = await s.ReadAsync(buf)) > 0) {
+			if (m.Length < max)
+				m.Write(buf, 0, (int)Math.Min(n, max - m.Length));
+		}
+		return Encoding.UTF8.GetString(m.ToArray());
+	}
+
+	/// <summary>sh -c line, with the tree's bin first on PATH and PLAN9 set, as plan9port's 9 runs its programs.</summary>
+	static ProcessStartInfo Shell(string line)
+	{
+		var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+		psi.ArgumentList.Add("-c");
+		psi.ArgumentList.Add(line);
+		psi.Environment["PLAN9"] = Root.Dir;
+		var path = Environment.GetEnvironmentVariable("PATH");
+		psi.Environment["PATH"] = Root.Path9("/bin") + (string.IsNullOrEmpty(path) ? ":/usr/bin:/bin" : ":" + path);
+		return psi;
+	}
+}

@@ -1,0 +1,98 @@
+using System.Text;
+using NUnit.Framework;
+
+namespace Upas.Tests;
+
+/// <summary>
+/// rewrite(6) end to end: a client talks to smtpd, which asks validateaddress (send -x) at RCPT and hands the
+/// message to the real send -r, which routes by /mail/lib/rewrite: >>, |, alias, translate.
+/// </summary>
+[TestFixture]
+public class RewriteEndToEndTests
+{
+	/// <summary>A tree with the real send as ROOT/bin/upas/send, the shipped validateaddress, a recorder program and the given rules.</summary>
+	static Tree NewTree(string rewrite, params string[] users)
+	{
+		var t = new Tree();
+		t.Write("/sys/log/mail", "");
+		foreach (var u in users)
+			Directory.CreateDirectory(t.P("/mail/box/" + u));
+		Directory.CreateDirectory(t.P("/bin/upas"));
+		File.CreateSymbolicLink(t.P("/bin/upas/send"), Repo.Bin("send"));
+		File.Copy(Path.Join(Repo.Dir, "mail/lib/validateaddress"), t.P("/mail/lib/validateaddress"));
+		File.SetUnixFileMode(t.P("/mail/lib/validateaddress"), (UnixFileMode)0x1ed);
+		// records each run: its arguments one a line in runN, its input in msgN
+		t.Write("/rec", "#!/bin/sh\nd=$(dirname \"$0\")\nn=$(ls \"$d\" | grep -c '^run')\nprintf '%s\\n' \"$@\" > \"$d/run$n\"\ncat > \"$d/msg$n\"\n", 0x1ed);
+		t.Write("/mail/lib/rewrite", rewrite.Replace("REC", t.P("/rec")).Replace("ROOT", t.Dir));
+		return t;
+	}
+
+	static RunResult Session(Tree t, string from, IEnumerable<string> rcpts, string body = "Subject: hi\r\n\r\nFrom the test\r\n") =>
+		t.Run($"HELO client.9fans.net\r\nMAIL FROM:<{from}>\r\n" + string.Concat(rcpts.Select(r => $"RCPT TO:<{r}>\r\n")) +
+			$"DATA\r\n{body}.\r\nQUIT\r\n", "-m", t.P("/bin/upas/send"));
+
+	static string[] Replies(RunResult r) => r.Out.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+
+	const string Rules = """
+		# one rule of each type
+		local!([^!]+)		>>		/mail/box/\1/mbox
+		team			alias		bob carol
+		(.+)-request		translate	"ROOT/tr '\1'"
+		fail\.example!(.+)	|		"echo mailbox full >&2; exit 1"
+		([^!]+)!(.+)		|		"REC '\s' 'net!\1'"	"'\2'"
+		[^!@]+			alias		local!&
+
+		""";
+
+	[Test]
+	public void EachActionThroughSmtpdAndSend()
+	{
+		using var t = NewTree(Rules, "bob", "carol", "dave");
+		t.Write("/tr", "#!/bin/sh\necho \"local!$1\"\n", 0x1ed);
+		var marker = t.P("/touched");
+		var hostile = $"\"'; touch {marker} #\"";
+		var r = Session(t, "alice@example.org", ["bob@example.com", "team@example.com", "dave-request@example.com",
+			"eve@far.example", $"{hostile}@far.example", "nobody@example.com", "frank@testhost"]);
+		Assert.That(Replies(r).Where(l => l.StartsWith('5')), Is.EqualTo(new[] {
+			"550 5.1.1 example.com!nobody ... user unknown", "550 5.1.1 testhost!frank ... user unknown",
+		}), r.Out);
+		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
+		// >> (and alias to it: bob once, though named twice), alias, translate
+		foreach (var u in new[] { "bob", "carol", "dave" }) {
+			var box = File.ReadAllText(t.P($"/mail/box/{u}/mbox"));
+			Assert.That(Mail.Split(box), Has.Count.EqualTo(1), u);
+			Assert.That(box, Does.StartWith("From example.org!alice ").And.Contain("\n\n From the test\n\n"), u);
+		}
+		// |: both far.example recipients in one run, each address one exact argument, nothing of it run
+		Assert.That(File.ReadAllText(t.P("/run0")), Is.EqualTo($"example.org!alice\nnet!far.example\neve\n{hostile}\n"));
+		Assert.That(File.ReadAllText(t.P("/msg0")), Does.StartWith("From example.org!alice ").And.Contain(" remote from testhost\nReceived: from client.9fans.net "));
+		Assert.That(File.Exists(t.P("/run1")), Is.False);
+		Assert.That(File.Exists(marker), Is.False);
+		var log = File.ReadAllText(t.P("/sys/log/mail"));
+		Assert.That(log, Does.Contain("delivered carol From example.org!alice ").And.Contain(" (team) "));
+		Assert.That(log, Does.Contain("remote far.example!eve From example.org!alice "));
+	}
+
+	/// <summary>A | rule that fails: mailer.md §2.5, the sender gets a bounce naming the command's error, smtpd says 250 (send -r exit 0).</summary>
+	[Test]
+	public void FailingPipeIsBounced()
+	{
+		using var t = NewTree(Rules, "bob");
+		var r = Session(t, "alice@example.org", ["bob@fail.example"]);
+		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
+		// the bounce went to alice, through the rules: to the recorder, from /dev/null
+		Assert.That(File.ReadAllText(t.P("/run0")), Is.EqualTo("/dev/null\nnet!example.org\nalice\n"));
+		Assert.That(File.ReadAllText(t.P("/msg0")), Does.Contain("The attached mail from 'example.org!alice'\nto 'fail.example!bob'\nfailed with error 'mailbox full'.\n"));
+		Assert.That(File.ReadAllText(t.P("/sys/log/mail")), Does.Contain("error fail.example!bob From example.org!alice ").And.Contain("error+ mailbox full\n"));
+	}
+
+	/// <summary>A | rule whose command cannot say no to bulk mail: bulk mail that fails is dropped, never bounced.</summary>
+	[Test]
+	public void FailingPipeDropsBulkMail()
+	{
+		using var t = NewTree(Rules, "bob");
+		var r = Session(t, "alice@example.org", ["bob@fail.example"], "Precedence: bulk\r\nSubject: news\r\n\r\nx\r\n");
+		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
+		Assert.That(File.Exists(t.P("/run0")), Is.False);
+	}
+}
