@@ -36,9 +36,9 @@ public class RewriteEndToEndTests
 	const string Rules = """
 		# one rule of each type
 		local!([^!]+)		>>		/mail/box/\1/mbox
-		team			alias		bob carol
+		team			alias		"bob carol"
 		(.+)-request		translate	"ROOT/tr '\1'"
-		fail\.example!(.+)	|		"echo mailbox full >&2; exit 1"
+		fail\.example!(.+)	|		"echo mailbox full >\&2; exit 1"
 		([^!]+)!(.+)		|		"REC '\s' 'net!\1'"	"'\2'"
 		[^!@]+			alias		local!&
 
@@ -69,7 +69,7 @@ public class RewriteEndToEndTests
 		Assert.That(File.Exists(t.P("/run1")), Is.False);
 		Assert.That(File.Exists(marker), Is.False);
 		var log = File.ReadAllText(t.P("/sys/log/mail"));
-		Assert.That(log, Does.Contain("delivered carol From example.org!alice ").And.Contain(" (team) "));
+		Assert.That(log, Does.Contain("delivered carol From example.org!alice ").And.Contain(" (example.com!team) "));
 		Assert.That(log, Does.Contain("remote far.example!eve From example.org!alice "));
 	}
 

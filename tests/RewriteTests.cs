@@ -84,7 +84,7 @@ public class RewriteTests
 	/// <summary>Renders one template with the given address through the engine and runs it with sh; its output.</summary>
 	static (string? Out, string Why) RunShell(string template, string addr)
 	{
-		var rule = new Rewrite.Rule(new System.Text.RegularExpressions.Regex("^(h)!(.*)$"), Rewrite.Kind.Pipe, template, null, "");
+		var rule = new Rewrite.Rule(new System.Text.RegularExpressions.Regex("^(h)!(.*)$", System.Text.RegularExpressions.RegexOptions.Singleline), Rewrite.Kind.Pipe, template, null, "");
 		var m = rule.Pattern.Match(addr);
 		var t = Template.Fill(template, m, "example.org!alice", false)!;
 		var line = t.Shell(out var why);
@@ -191,7 +191,7 @@ public class RewriteTests
 			rules.Append($"a{i} alias a{i + 1}\n");
 		rules.Append("a40 >> /mail/box/glenda/mbox\nloop1 alias loop2\nloop2 alias loop1\n");
 		using var t = NewTree(rules.ToString(), "glenda");
-		Assert.That(Send(t, "", "-x", "a8"), Is.EqualTo(("local!glenda\n", "", 0)), "32 steps");
+		Assert.That(Send(t, "", "-x", "a8"), Is.EqualTo(("local!a40\n", "", 0)), "32 steps");
 		Assert.That(Send(t, "", "-x", "a7"), Is.EqualTo(("forwarding loop: a7\n", "", 1)), "33 steps");
 		Assert.That(Send(t, "", "-x", "loop1"), Is.EqualTo(("forwarding loop: loop1\n", "", 1)));
 		var r = Send(t, Env + "Subject: loop\n\nround\n", "-r", "loop1", "a8");
@@ -241,7 +241,7 @@ public class RewriteTests
 	[Test]
 	public void FailingPipeIsBouncedWithItsErrorOutput()
 	{
-		using var t = NewTree("([^!]+)!(.+)  |  \"echo no such mailbox >&2; exit 3\"\n[^!]+  >>  /mail/box/&/mbox\n", "alice");
+		using var t = NewTree("([^!]+)!(.+)  |  \"echo no such mailbox >\\&2; exit 3\"\n[^!]+  >>  /mail/box/&/mbox\n", "alice");
 		var r = Send(t, "From alice Mon Nov 24 01:21:00 EST 2025 remote from \nSubject: x\n\nbody\n", "-r", "h.example!bob");
 		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
 		var box = File.ReadAllText(t.P("/mail/box/alice/mbox"));
