@@ -95,4 +95,49 @@ public class RewriteEndToEndTests
 		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
 		Assert.That(File.Exists(t.P("/run0")), Is.False);
 	}
+
+	/// <summary>A tree with the default tree's routing: the shipped rewrite, namefiles, names.local and validateaddress, the real send and aliasmail.</summary>
+	static Tree DefaultTree(string namesLocalExtra = "", params string[] users)
+	{
+		var t = NewTree("", users);
+		File.Copy(Path.Join(Repo.Dir, "mail/lib/rewrite"), t.P("/mail/lib/rewrite"), true);
+		foreach (var f in new[] { "namefiles", "names.local" })
+			File.Copy(Path.Join(Repo.Dir, "mail/lib", f), t.P("/mail/lib/" + f));
+		File.AppendAllText(t.P("/mail/lib/names.local"), namesLocalExtra);
+		File.CreateSymbolicLink(t.P("/bin/upas/aliasmail"), Repo.Bin("aliasmail"));
+		return t;
+	}
+
+	/// <summary>RFC 5321 §4.5.1: postmaster, with or without our domain, is accepted at RCPT and delivered to glenda by the default tree's files; unknown users are still refused.</summary>
+	[Test]
+	public void PostmasterInTheDefaultTree()
+	{
+		using var t = DefaultTree("", "glenda");
+		var r = Session(t, "alice@example.org", ["postmaster", "Postmaster@testhost", "postmaster@example.com", "nobody@testhost", "glenda@testhost"]);
+		Assert.That(Replies(r).Where(l => l.StartsWith('5')), Is.EqualTo(new[] { "550 5.1.1 testhost!nobody ... user unknown" }), r.Out);
+		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
+		var box = File.ReadAllText(t.P("/mail/box/glenda/mbox"));
+		Assert.That(Mail.Split(box), Has.Count.EqualTo(1), "glenda once, however often named");
+		Assert.That(box, Does.StartWith("From example.org!alice ").And.Contain("\n\n From the test\n\n"));
+		Assert.That(File.ReadAllText(t.P("/sys/log/mail")), Does.Contain("delivered glenda From example.org!alice ").And.Contain(" (postmaster) "));
+	}
+
+	/// <summary>Aliases of names.local through aliasmail: a list, a list inside a list, a loop (its own local user: unknown here), a remote member.</summary>
+	[Test]
+	public void AliasesThroughNamesLocal()
+	{
+		using var t = DefaultTree("staff\tbob carol\nall\tstaff glenda\nloopa\tloopb\nloopb\tloopa\nout\tbob@far.example\n", "glenda", "bob", "carol");
+		t.Write("/mail/lib/rewrite", File.ReadAllText(t.P("/mail/lib/rewrite")).Replace("$PLAN9/mail/lib/qmail", t.P("/rec")));
+		var r = Session(t, "alice@example.org", ["all@testhost", "loopa@testhost", "out"]);
+		Assert.That(Replies(r).Where(l => l.StartsWith('5')), Is.EqualTo(new[] { "550 5.1.1 testhost!loopa ... user unknown" }), r.Out);
+		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
+		foreach (var u in new[] { "bob", "carol", "glenda" })
+			Assert.That(Mail.Split(File.ReadAllText(t.P($"/mail/box/{u}/mbox"))), Has.Count.EqualTo(1), u);
+		Assert.That(File.ReadAllText(t.P("/run0")), Is.EqualTo("example.org!alice\nnet!far.example\nbob\n"));
+		// the loop, given to send directly: bounced, the other recipients delivered
+		var (o, e, x) = Tree.Exec(t.Prog(Repo.Bin("send"), ["-r", "loopa", "staff"]), Encoding.Latin1.GetBytes("From example.org!alice Mon Nov 24 01:21:00 EST 2025 remote from \nSubject: l\n\nx\n"));
+		Assert.That((x, e), Is.EqualTo((0, "")));
+		Assert.That(Mail.Split(File.ReadAllText(t.P("/mail/box/bob/mbox"))), Has.Count.EqualTo(2));
+		Assert.That(File.ReadAllText(t.P("/msg1")), Does.Contain("to 'loopa' alias `local!loopa'\nfailed with error 'unknown user'."));
+	}
 }
