@@ -140,4 +140,36 @@ public class RewriteEndToEndTests
 		Assert.That(Mail.Split(File.ReadAllText(t.P("/mail/box/bob/mbox"))), Has.Count.EqualTo(2));
 		Assert.That(File.ReadAllText(t.P("/msg1")), Does.Contain("to 'loopa' alias `local!loopa'\nfailed with error 'unknown user'."));
 	}
+
+	/// <summary>The default tree's last rule: remote mail is queued by qmail and qer, each word of the control file exact (a quoted local part too).</summary>
+	[Test]
+	public void RemoteMailIsQueuedByQmailInTheDefaultTree()
+	{
+		using var t = DefaultTree("", "glenda");
+		File.CreateSymbolicLink(t.P("/bin/upas/qer"), Repo.Bin("qer"));
+		File.Copy(Path.Join(Repo.Dir, "mail/lib/qmail"), t.P("/mail/lib/qmail"));
+		File.SetUnixFileMode(t.P("/mail/lib/qmail"), (UnixFileMode)0x1ed);
+		var r = Session(t, "\"john doe\"@corp.example", ["bob@far.example", "\"a b\"@far.example", "carol@other.example"]);
+		Assert.That(Replies(r), Has.Some.EqualTo("250 2.5.0 sent"), r.Out);
+		var ctl = Directory.GetFiles(t.P("/mail/queue"), "C.*", SearchOption.AllDirectories).Select(File.ReadAllText).Order().ToArray();
+		Assert.That(ctl, Is.EqualTo(new[] {
+			"smtp corp.example!%%22john%%20doe%%22 net!far.example bob %%22a%%20b%%22 \n",
+			"smtp corp.example!%%22john%%20doe%%22 net!other.example carol \n",
+		}));
+	}
+
+	/// <summary>When qmail cannot queue (qer fails, exit 75), send fails for now: smtpd answers 450, nothing is bounced or lost behind a 250.</summary>
+	[Test]
+	public void QueueFailureIsATemporaryFailure()
+	{
+		using var t = DefaultTree("", "glenda");
+		File.CreateSymbolicLink(t.P("/bin/upas/qer"), Repo.Bin("qer"));
+		File.Copy(Path.Join(Repo.Dir, "mail/lib/qmail"), t.P("/mail/lib/qmail"));
+		File.SetUnixFileMode(t.P("/mail/lib/qmail"), (UnixFileMode)0x1ed);
+		t.Write("/mail/queue", "not a directory");
+		var r = Session(t, "alice@example.org", ["bob@far.example"]);
+		Assert.That(Replies(r), Has.Some.StartsWith("450 ").And.None.StartsWith("250 2.5.0"), r.Out);
+		Assert.That(r.Out, Does.Contain("qmail: qer failed"));
+		Assert.That(File.Exists(t.P("/mail/box/glenda/mbox")) ? File.ReadAllText(t.P("/mail/box/glenda/mbox")) : "", Does.Not.Contain("bounced"));
+	}
 }

@@ -42,8 +42,20 @@ sealed class Command(string line)
 		cmds.Add(n);
 	}
 
-	/// <summary>Runs the command with data on its standard input; null when it exited 0, else why it failed. TempFail when it ran too long.</summary>
-	public string? Run(Content data) => Pipeto.Feed(Shell(Text), Line, data, "mailer");
+	/// <summary>sysexits' EX_TEMPFAIL: a command exiting with it could not take the mail now, and says so.</summary>
+	public const int TempFailStatus = 75;
+
+	/// <summary>
+	/// Runs the command with data on its standard input; null when it exited 0, else why it failed for good.
+	/// TempFail when it ran too long or exited 75 (qmail when qer cannot queue): the mail is not lost but retried.
+	/// </summary>
+	public string? Run(Content data)
+	{
+		var why = Pipeto.Feed(Shell(Text), Line, data, "mailer", out var status);
+		if (why is not null && status == TempFailStatus)
+			throw new TempFail(why);
+		return why;
+	}
 
 	/// <summary>How long a translate command may take.</summary>
 	static readonly TimeSpan TranslateLimit = TimeSpan.FromSeconds(60);

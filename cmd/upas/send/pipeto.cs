@@ -34,15 +34,16 @@ static class Pipeto
 	{
 		var psi = Command(path, ["local!" + user, mbox]);
 		psi.Environment["upasname"] = user;
-		return Feed(psi, path, data, "pipeto");
+		return Feed(psi, path, data, "pipeto", out _);
 	}
 
 	/// <summary>
 	/// Runs psi with data on its stdin, its stdout discarded; null when it exited 0, else the reason: the start
 	/// of its stderr, or "what exited with status n". Throws TempFail when it runs past Limit.
 	/// </summary>
-	public static string? Feed(ProcessStartInfo psi, string path, Content data, string what)
+	public static string? Feed(ProcessStartInfo psi, string path, Content data, string what, out int status)
 	{
+		status = -1;
 		psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
 		psi.UseShellExecute = false;
 		psi.WorkingDirectory = "/"; // a directory nobody can enter would stop the start
@@ -81,6 +82,7 @@ static class Pipeto
 			inTask.Wait(5000);
 			outTask.Wait(5000);
 			var err = errTask.Wait(5000) ? errTask.Result : "";
+			status = p.ExitCode;
 			if (p.ExitCode == 0)
 				return null;
 			return err.Length > 0 ? err : $"{what} exited with status {p.ExitCode}";
