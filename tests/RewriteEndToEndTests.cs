@@ -172,4 +172,23 @@ public class RewriteEndToEndTests
 		Assert.That(r.Out, Does.Contain("qmail: qer failed"));
 		Assert.That(File.Exists(t.P("/mail/box/glenda/mbox")) ? File.ReadAllText(t.P("/mail/box/glenda/mbox")) : "", Does.Not.Contain("bounced"));
 	}
+
+	/// <summary>Today's forward and pipeto files, honoured in the directory of a >> rule's mailbox; forwarded mail is not forwarded again.</summary>
+	[Test]
+	public void ForwardAndPipetoUnderTheRules()
+	{
+		using var t = DefaultTree("", "alice", "bob", "carol");
+		t.Write("/mail/lib/rewrite", File.ReadAllText(t.P("/mail/lib/rewrite")).Replace("$PLAN9/mail/lib/qmail", t.P("/rec")));
+		t.Write("/mail/box/alice/forward", "bob, example.net!dave\n");
+		t.Write("/mail/box/bob/forward", "carol\n"); // not used for mail forwarded to bob
+		File.SetUnixFileMode(t.P("/mail/box/carol"), (UnixFileMode)0x1ff); // the pipeto may run as nobody
+		t.Write("/mail/box/carol/pipeto", "#!/bin/sh\nprintf '%s\\n' \"$@\" \"$upasname\" > \"$(dirname \"$0\")/piped\"\ncat >> \"$(dirname \"$0\")/piped\"\n", 0x1ed);
+		var (o, e, x) = Tree.Exec(t.Prog(Repo.Bin("send"), ["-r", "alice", "carol"]), Encoding.Latin1.GetBytes("From example.org!eve Mon Nov 24 01:21:00 EST 2025 remote from \nSubject: f\n\nx\n"));
+		Assert.That((x, e), Is.EqualTo((0, "")));
+		Assert.That(File.Exists(t.P("/mail/box/alice/mbox")), Is.False);
+		Assert.That(Mail.Split(File.ReadAllText(t.P("/mail/box/bob/mbox"))), Has.Count.EqualTo(1));
+		Assert.That(File.ReadAllText(t.P("/run0")), Is.EqualTo("example.org!eve\nnet!example.net\ndave\n"));
+		Assert.That(File.ReadAllText(t.P("/mail/box/carol/piped")), Is.EqualTo($"local!carol\n{t.P("/mail/box/carol/mbox")}\ncarol\nFrom example.org!eve Mon Nov 24 01:21:00 EST 2025 remote from testhost\nSubject: f\n\nx\n"));
+		Assert.That(File.ReadAllText(t.P("/sys/log/mail")), Does.Contain("delivered bob From example.org!eve Mon Nov 24 01:21:00 EST 2025 (alice) "));
+	}
 }
