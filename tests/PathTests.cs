@@ -28,16 +28,19 @@ public class PathTests
 	[TearDown]
 	public void TearDown() => t.Dispose();
 
-	/// <summary>Our smtp installed in the test tree, as mk install puts it (libMonoPosixHelper.so beside it).</summary>
-	void InstallSmtp()
+	/// <summary>Our programs installed in the test tree, as mk install puts them (libMonoPosixHelper.so beside them).</summary>
+	void Install(params string[] progs)
 	{
-		foreach (var f in new[] { "smtp", "libMonoPosixHelper.so" }) {
+		foreach (var f in progs.Append("libMonoPosixHelper.so")) {
 			var src = Path.Join(Repo.Dir, "bin/upas", f);
-			if (File.Exists(src))
-				File.Copy(src, t.P("/bin/upas/" + f));
+			if (f.EndsWith(".so") && !File.Exists(src))
+				continue;
+			File.Copy(f.EndsWith(".so") ? src : Repo.Bin(f), t.P("/bin/upas/" + f));
+			File.SetUnixFileMode(t.P("/bin/upas/" + f), (UnixFileMode)0x1ed);
 		}
-		File.SetUnixFileMode(t.P("/bin/upas/smtp"), (UnixFileMode)0x1ed);
 	}
+
+	void InstallSmtp() => Install("smtp");
 
 	/// <summary>plan9port's mail/lib/remotemail, a few lines of rc: programs by their relative names upas/….</summary>
 	void Remotemail(string smtp = "upas/smtp") => t.Write("/mail/lib/remotemail", $$"""
@@ -168,5 +171,34 @@ public class PathTests
 		var r = t.Run(Encoding.Latin1.GetBytes("HELO client.9fans.net\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n"), [], env);
 		Assert.That(r.Out, Does.Contain("250"), r.Err);
 		Assert.That(t.Read("/path").TrimEnd('\n'), Is.EqualTo($"{t.P("/bin")}:{CronPath}"));
+	}
+
+	[Test]
+	public void Plan9portQmailFromASystemdSmtpdReachesTheServer()
+	{
+		Assume.That(File.Exists(Rc), "9base's rc is not installed (sys/lib/upas/prereq)");
+		Install("smtp", "qer", "runq", "aliasmail");
+		Remotemail();
+		Directory.CreateDirectory(t.P("/mail/queue"));
+		File.SetUnixFileMode(t.P("/mail/queue"), (UnixFileMode)0x3ff);
+		// plan9port's qmail (without vf): queue with upas/qer, start upas/runq, by their relative names
+		t.Write("/mail/lib/qmail", $$"""
+			#!{{Rc}}
+			upas/qer $PLAN9/mail/queue smtp $* || exit 'qer failed'
+			upas/runq $PLAN9/mail/queue $PLAN9/mail/lib/remotemail </dev/null >/dev/null >[2=1] &
+			exit ''
+
+			""", 0x1ed);
+		using var srv = new ScriptServer();
+		// the mailer smtpd runs: what send's | rule does for a remote address, qmail sender net!host rcpt
+		t.Write("/mailer", $"#!{Rc}\nexec $PLAN9/mail/lib/qmail alice '{srv.Dial}' $3\n", 0x1ed);
+		var env = new Dictionary<string, string> { ["PATH"] = CronPath };
+		var r = t.Run(Encoding.Latin1.GetBytes("HELO client.9fans.net\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\nSubject: through qmail\r\n\r\nhi\r\n.\r\nQUIT\r\n"), [], env);
+		Assert.That(r.Out, Does.Contain("250 2.5.0 sent"), r.Err);
+		Wait.Until(() => srv.Messages.Any(m => Encoding.Latin1.GetString(m).Contains("Subject: through qmail")),
+			() => string.Join(" | ", srv.Log) + " " + (File.Exists(t.P("/sys/log/runq")) ? t.Read("/sys/log/runq") : ""), TimeSpan.FromSeconds(60));
+		Assert.That(srv.Log, Does.Contain("RCPT TO:<bob@example.net>"));
+		Wait.Until(() => Directory.GetFiles(t.P("/mail/queue"), "*", SearchOption.AllDirectories).Length == 0,
+			() => "the delivered job is removed", TimeSpan.FromSeconds(30));
 	}
 }
