@@ -19,33 +19,14 @@ all:V:
 	dotnet publish -c Release
 
 # the programs (every executable in bin/upas/, and libMonoPosixHelper.so beside them) replace
-# the installed ones (a new file renamed over the old, so running copies are not disturbed);
-# the state directories and files are only created when missing (sys/lib/upas/mktree).
+# the installed ones (a new file renamed over the old, so running copies are not disturbed).
+# A program of the tree that is not ours (not named in ROOT/bin/upas/.upas-smtp, the list of what
+# we installed) is kept first as NAME.orig (a hard link to it), once: a second install never
+# overwrites a .orig. What was replaced, kept and left alone is printed.
+# The state directories and files are only created when missing (sys/lib/upas/mktree), and a
+# plan9port tree (ROOT/log, no ROOT/sys/log) gets the link sys/log -> ../log.
 install:V: all
-	if [ -z "$ROOT" ]; then
-		echo 'mk install: set ROOT=/your/plan9/tree (or $PLAN9)' >&2
-		exit 1
-	fi
-	mkdir -p "$ROOT/bin/upas"
-	n=0
-	for f in bin/upas/*; do
-		[ -f "$f" ] || continue
-		case $f in
-		*.so) ;;
-		*) [ -x "$f" ] || continue ;;
-		esac
-		t="$ROOT/bin/upas/$(basename "$f")"
-		cp "$f" "$t.new"
-		chmod 0755 "$t.new"
-		mv -f "$t.new" "$t"
-		echo "installed $t"
-		n=$((n + 1))
-	done
-	if [ $n -eq 0 ]; then
-		echo 'mk install: nothing in bin/upas/ to install' >&2
-		exit 1
-	fi
-	bash sys/lib/upas/mktree "$ROOT"
+	bash sys/lib/upas/install "$ROOT"
 
 test:V:
 	bash tests/run

@@ -24,16 +24,22 @@ public static class PlanTime
 		return string.Create(CultureInfo.InvariantCulture, $"{Month(local.Month)} {local.Day,2} {local:HH:mm:ss}");
 	}
 
-	/// <summary>The zone's abbreviation (EST, GMT); .NET gives long names for UTC, Plan 9 prints a short one.</summary>
-	public static string Zone(DateTime local)
+	/// <summary>
+	/// The zone's abbreviation (EST, GMT); .NET gives long names for UTC, Plan 9 prints a short one. A host on
+	/// UTC (no offset, no summer time: TZ=UTC, Etc/UTC, an /etc/localtime of UTC) is GMT, as Plan 9's ctime says.
+	/// </summary>
+	public static string Zone(DateTime local) => Zone(TimeZoneInfo.Local, local);
+
+	internal static string Zone(TimeZoneInfo tz, DateTime local)
 	{
-		var tz = TimeZoneInfo.Local;
+		if (tz.BaseUtcOffset == TimeSpan.Zero && !tz.SupportsDaylightSavingTime)
+			return "GMT";
 		var name = tz.IsDaylightSavingTime(local) ? tz.DaylightName : tz.StandardName;
 		if (name.Length > 0 && name.Length <= 6 && !name.Contains(' '))
 			return name;
 		var off = tz.GetUtcOffset(local);
 		if (off == TimeSpan.Zero)
-			return tz.Id.Contains("UTC", StringComparison.OrdinalIgnoreCase) ? "UTC" : "GMT";
+			return "GMT";
 		return NumericZone(off);
 	}
 

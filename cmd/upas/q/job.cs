@@ -174,7 +174,8 @@ sealed class Job(Options o, string subdir, SafeDir dir, string ctlName)
 	/// <summary>
 	/// Runs cmd with stdin the D. file and stderr appended to the E. file (the files we opened, as Plan 9
 	/// does: Spawn.WithFiles), holding the job's lock and told the job's name in $runqjob (through its inherited directory).
-	/// Exit 0 → (null, false); 2 or death by
+	/// Exit 0 → (null, false), unless (as for exit 1) the job is still there and the command's stderr says a program was not
+	/// found (a script whose exec failed: 9base rc exits 0 then) → retry; 2, 126, 127 or death by
 	/// a signal → retry; anything else is a permanent failure (plan9port's convention).
 	/// </summary>
 	(string? Status, bool Retry) Exec(List<string> av, JobLock lk, int dfd, int efd)
@@ -184,6 +185,7 @@ sealed class Job(Options o, string subdir, SafeDir dir, string ctlName)
 			return ($"can't exec {av[0]} - Retry", true);
 		}
 		Syscall.lseek(dfd, 0, SeekFlags.SEEK_SET);
+		var errStart = Syscall.fstat(efd, out var est) == 0 ? est.st_size : 0;
 		var psi = Spawn.WithFiles(SafeDir.FdPath(dfd), SafeDir.FdPath(efd), av);
 		Process p;
 		try {
@@ -198,8 +200,11 @@ sealed class Job(Options o, string subdir, SafeDir dir, string ctlName)
 			return ($"can't exec {av[0]} - Retry", true);
 		}
 		using (p) {
-			p.WaitForExit();
+			if (!Missing.WaitOrSpin(p, () => NewErrors(efd, errStart)))
+				return ($"{Missing.Said(NewErrors(efd, errStart))}: rc spinning after a failed exec, killed - Retry", true);
 			return p.ExitCode switch {
+				0 or 1 when dir.Lstat(ctlName) is not null && Missing.Said(NewErrors(efd, errStart)) is { } what =>
+					($"{what} - Retry", true),
 				0 => (null, false),
 				1 => ("Permanent Failure", false),
 				2 => ("Retry, Temporary Failure", true),
@@ -208,6 +213,21 @@ sealed class Job(Options o, string subdir, SafeDir dir, string ctlName)
 				var n => ($"exit {n}", false),
 			};
 		}
+	}
+
+	/// <summary>What the command appended to the E. file from offset on (at most 64 KB of it).</summary>
+	static string NewErrors(int efd, long from)
+	{
+		if (Syscall.fstat(efd, out var st) != 0 || st.st_size <= from)
+			return "";
+		var n = (int)Math.Min(st.st_size - from, 64 * 1024);
+		var b = new byte[n];
+		long got;
+		unsafe {
+			fixed (byte* p = b)
+				got = Syscall.pread(efd, p, (ulong)n, from);
+		}
+		return got <= 0 ? "" : Encoding.UTF8.GetString(b, 0, (int)got);
 	}
 
 	/// <summary>Removes the job: the control file first (the job is then no one's to run), then its other files (names only, never through a link).</summary>

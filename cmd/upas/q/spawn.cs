@@ -26,6 +26,6 @@ static class Spawn
 		}
 		foreach (var a in argv)
 			psi.ArgumentList.Add(a);
-		return psi;
+		return ChildEnv.Apply(psi);
 	}
 }

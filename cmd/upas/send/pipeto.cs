@@ -120,6 +120,6 @@ static class Pipeto
 		}
 		foreach (var a in args)
 			psi.ArgumentList.Add(a);
-		return psi;
+		return ChildEnv.Apply(psi);
 	}
 }

@@ -221,6 +221,7 @@ static class Program
 			foreach (var w in new[] { runq, "-a", Queue.Root9, Root.Path9("/mail/lib/remotemail") })
 				psi.ArgumentList.Add(w);
 			psi.RedirectStandardError = false;
+			ChildEnv.Apply(psi);
 			using var p = Process.Start(psi);
 			p?.WaitForExit(10_000);
 		} catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException) {

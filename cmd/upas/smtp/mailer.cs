@@ -57,7 +57,7 @@ sealed class Mailer : IMessageSink
 			psi.ArgumentList.Add(a);
 		// who feeds the message: send -r delivers nothing if this process is gone by the end of its input
 		psi.Environment["upasparent"] = Environment.ProcessId.ToString();
-		return psi;
+		return ChildEnv.Apply(psi);
 	}
 
 	public Stream Input => p.StandardInput.BaseStream;

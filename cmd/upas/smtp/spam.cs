@@ -479,6 +479,7 @@ sealed class Policy
 		};
 		foreach (var a in args)
 			psi.ArgumentList.Add(a);
+		ChildEnv.Apply(psi);
 		using var p = Process.Start(psi) ?? throw new IOException($"cannot start {prog}");
 		p.StandardInput.Close();
 		var err = p.StandardError.ReadToEndAsync();
