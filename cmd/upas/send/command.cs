@@ -117,8 +117,6 @@ sealed class Command(string line)
 		psi.ArgumentList.Add("-c");
 		psi.ArgumentList.Add(line);
 		psi.Environment["PLAN9"] = Root.Dir;
-		var path = Environment.GetEnvironmentVariable("PATH");
-		psi.Environment["PATH"] = Root.Path9("/bin") + (string.IsNullOrEmpty(path) ? ":/usr/bin:/bin" : ":" + path);
-		return psi;
+		return ChildEnv.Apply(psi);
 	}
 }
