@@ -41,7 +41,7 @@ public static class Qer
 		var id = Create(dir, (FilePermissions)(shared ? 0x1b4 : 0x1b0), out var dfd); // 0664 / 0660
 		var made = new List<string> { "D." + id };
 		try {
-			if (!data(b => WriteAll(dfd, b)) || Syscall.fsync(dfd) != 0)
+			if (!data(b => Fd.WriteAll(dfd, b)) || Syscall.fsync(dfd) != 0)
 				Fail(dir, made[0], "writing", made);
 		} finally {
 			Syscall.close(dfd);
@@ -64,7 +64,7 @@ public static class Qer
 		made.Add(cname);
 		try {
 			Syscall.fchmod(cfd, cmode);
-			if (!WriteAll(cfd, Encoding.ASCII.GetBytes(QueueWord.Line(words.Concat(copies)))) || Syscall.fsync(cfd) != 0)
+			if (!Fd.WriteAll(cfd, Encoding.ASCII.GetBytes(QueueWord.Line(words.Concat(copies)))) || Syscall.fsync(cfd) != 0)
 				Fail(dir, cname, "writing", made);
 		} finally {
 			Syscall.close(cfd);
@@ -93,7 +93,7 @@ public static class Qer
 				int n;
 				ok = true;
 				while (ok && (n = src.Read(buf)) > 0)
-					ok = WriteAll(fd, buf.AsSpan(0, n));
+					ok = Fd.WriteAll(fd, buf.AsSpan(0, n));
 			} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 				foreach (var r in made)
 					dir.Unlink(r);
@@ -186,23 +186,5 @@ public static class Qer
 				throw new Failure($"cannot create data file in {dir.Path}: {Stdlib.strerror(SafeDir.Error())}");
 		}
 		throw new Failure($"no free queue file name in {dir.Path}");
-	}
-
-	/// <summary>Writes all of data; false on an error.</summary>
-	static unsafe bool WriteAll(int fd, ReadOnlySpan<byte> data)
-	{
-		fixed (byte* p = data) {
-			var off = 0;
-			while (off < data.Length) {
-				var n = Syscall.write(fd, p + off, (ulong)(data.Length - off));
-				if (n < 0) {
-					if (Stdlib.GetLastError() == Errno.EINTR)
-						continue;
-					return false;
-				}
-				off += (int)n;
-			}
-		}
-		return true;
 	}
 }

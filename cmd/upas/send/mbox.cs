@@ -41,7 +41,7 @@ static class Mbox
 					throw new TempFail($"mail file is not a plain file: {path}");
 				var size = Recover(lockfd, fd, st, path);
 				Note(lockfd, $"{st.st_ino} {size} {length}\n");
-				var g = new Gather(b => Posix.WriteAll(fd, b));
+				var g = new Gather(b => Fd.WriteAll(fd, b));
 				if (!write(g.Put) || !g.Flush() || Syscall.fsync(fd) != 0) {
 					var err = Posix.Err();
 					Syscall.ftruncate(fd, size); // never leave half an entry behind

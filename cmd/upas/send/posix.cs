@@ -2,27 +2,9 @@ using Mono.Unix.Native;
 
 namespace Upas.Send;
 
-/// <summary>Whole-buffer writes, directory syncs, the user's name, a dying process.</summary>
+/// <summary>Directory syncs, the user's name, a dying process.</summary>
 static class Posix
 {
-	/// <summary>Writes all of data; false on an error.</summary>
-	public static unsafe bool WriteAll(int fd, ReadOnlySpan<byte> data)
-	{
-		fixed (byte* p = data) {
-			var off = 0;
-			while (off < data.Length) {
-				var n = Syscall.write(fd, p + off, (ulong)(data.Length - off));
-				if (n < 0) {
-					if (Stdlib.GetLastError() == Errno.EINTR)
-						continue;
-					return false;
-				}
-				off += (int)n;
-			}
-		}
-		return true;
-	}
-
 	/// <summary>fsync of a directory, so that the names created in it are durable.</summary>
 	public static bool SyncDir(string dir)
 	{
