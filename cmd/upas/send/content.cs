@@ -56,26 +56,53 @@ sealed class Content
 	/// </summary>
 	public static Content? Read(Stream input, long max)
 	{
-		var c = new Content();
-		var head = new byte[Chunk];
-		var n = 0;
-		int got;
-		while (n < head.Length && (got = input.Read(head, n, head.Length - n)) > 0)
-			n += got;
-		c.Add(new Part(head, null, 0, n));
-		if (n < head.Length)
-			return c;
-		var spool = Spool.Create();
+		var w = new Writer(max);
 		var buf = new byte[Chunk];
-		long total = 0;
+		int got;
 		while ((got = input.Read(buf, 0, buf.Length)) > 0) {
-			if (n + total + got > max)
+			if (!w.Append(buf.AsSpan(0, got)))
 				return null;
-			spool.Append(buf.AsSpan(0, got));
-			total += got;
 		}
-		c.Add(new Part(null, spool, 0, total));
-		return c;
+		return w.Finish();
+	}
+
+	/// <summary>Builds a Content as its bytes arrive, never holding more than 64 KB of it in memory.</summary>
+	public sealed class Writer(long max)
+	{
+		byte[]? head = new byte[Chunk];
+		int n;
+		Spool? spool;
+		long spooled;
+
+		public long Length => n + spooled;
+
+		/// <summary>Adds bytes; false when the whole would pass max (the message is too long).</summary>
+		public bool Append(ReadOnlySpan<byte> b)
+		{
+			if (Length + b.Length > max)
+				return false;
+			var h = head ?? throw new InvalidOperationException("finished");
+			var k = Math.Min(b.Length, h.Length - n);
+			b[..k].CopyTo(h.AsSpan(n));
+			n += k;
+			if (k < b.Length) {
+				spool ??= Spool.Create();
+				spool.Append(b[k..]);
+				spooled += b.Length - k;
+			}
+			return true;
+		}
+
+		/// <summary>What was written, as a Content.</summary>
+		public Content Finish()
+		{
+			var c = new Content();
+			c.Add(new Part(head, null, 0, n));
+			if (spool is not null)
+				c.Add(new Part(null, spool, 0, spooled));
+			head = null;
+			return c;
+		}
 	}
 
 	/// <summary>The bytes from offset on.</summary>
