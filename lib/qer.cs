@@ -32,14 +32,14 @@ public static class Qer
 	/// and the control line "word word … copy… " + LF, each word in upas's %%XX form (QueueWord) so that it
 	/// survives exactly. Returns the control file's path once everything is durable; throws Failure.
 	/// </summary>
-	public static string Enqueue(string root, string? subdir, IReadOnlyList<string> words, Func<ByteSink, bool> data, IReadOnlyList<string>? files = null)
+	public static string Enqueue(string root, string? subdir, IReadOnlyList<string> words, Func<ByteSink, bool> data, IReadOnlyList<string>? files = null, string? id = null)
 	{
 		var user = UserName();
 		// Plan 9's qer: none's and -q's data are readable by all
 		var shared = subdir is not null || user == "none";
 		using var dir = UserDir(root, subdir ?? user);
-		var id = Create(dir, (FilePermissions)(shared ? 0x1b4 : 0x1b0), out var dfd); // 0664 / 0660
-		var made = new List<string> { "D." + id };
+		var jid = Create(dir, (FilePermissions)(shared ? 0x1b4 : 0x1b0), id, out var dfd); // 0664 / 0660
+		var made = new List<string> { "D." + jid };
 		try {
 			if (!data(b => Fd.WriteAll(dfd, b)) || Syscall.fsync(dfd) != 0)
 				Fail(dir, made[0], "writing", made);
@@ -49,14 +49,14 @@ public static class Qer
 		var copies = new List<string>();
 		if (files is not null) {
 			for (var i = 0; i < files.Count; i++) {
-				var name = (char)('F' + i) + "." + id;
+				var name = (char)('F' + i) + "." + jid;
 				Copy(dir, files[i], name, made);
 				copies.Add(Path.Join(dir.Path, name));
 			}
 		}
 		if (!dir.Sync())
 			Fail(dir, made[0], "syncing", made);
-		var cname = "C." + id;
+		var cname = "C." + jid;
 		var cmode = (FilePermissions)0x1b4; // 0664
 		var cfd = dir.OpenRaw(cname, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL, cmode);
 		if (cfd < 0)
@@ -167,12 +167,12 @@ public static class Qer
 	}
 
 	/// <summary>
-	/// A new D. file, exclusively: id = the pid's last six digits, zero-padded; when taken the first
-	/// character becomes a, b, … (D.004711, D.a04711).
+	/// A new D. file, exclusively: id = the pid's last six digits, zero-padded (or the six digits given: a
+	/// process that queues many jobs at once); when taken the first character becomes a, b, … (D.004711, D.a04711).
 	/// </summary>
-	static string Create(SafeDir dir, FilePermissions mode, out int fd)
+	static string Create(SafeDir dir, FilePermissions mode, string? digits, out int fd)
 	{
-		var pid = (Environment.ProcessId % 1000000).ToString("D6", CultureInfo.InvariantCulture);
+		var pid = digits ?? (Environment.ProcessId % 1000000).ToString("D6", CultureInfo.InvariantCulture);
 		for (var i = -1; i < 26; i++) {
 			var id = i < 0 ? pid : (char)('a' + i) + pid[1..];
 			if (dir.Lstat("C." + id) is not null)

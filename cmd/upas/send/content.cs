@@ -8,8 +8,10 @@ delegate bool Sink(ReadOnlySpan<byte> bytes);
 /// <summary>
 /// The bytes of a message without holding them all (mailer.md §2 step 2): pieces in memory and ranges of a
 /// spool file, read back in 64 KB chunks. A 64 MB message costs send 64 KB of memory, not six copies.
+/// Disposing it closes its spool files (a Content made from it by From or Concat shares them): smtpd -L
+/// delivers message after message and must not keep a descriptor per message.
 /// </summary>
-sealed class Content
+sealed class Content : IDisposable
 {
 	const int Chunk = 64 * 1024;
 
@@ -56,7 +58,7 @@ sealed class Content
 	/// </summary>
 	public static Content? Read(Stream input, long max)
 	{
-		var w = new Writer(max);
+		using var w = new Writer(max);
 		var buf = new byte[Chunk];
 		int got;
 		while ((got = input.Read(buf, 0, buf.Length)) > 0) {
@@ -66,8 +68,15 @@ sealed class Content
 		return w.Finish();
 	}
 
-	/// <summary>Builds a Content as its bytes arrive, never holding more than 64 KB of it in memory.</summary>
-	public sealed class Writer(long max)
+	/// <summary>Closes the spool files of every part.</summary>
+	public void Dispose()
+	{
+		foreach (var p in parts)
+			p.File?.Dispose();
+	}
+
+	/// <summary>Builds a Content as its bytes arrive, never holding more than 64 KB of it in memory; disposing an unfinished one drops its spool.</summary>
+	public sealed class Writer(long max) : IDisposable
 	{
 		byte[]? head = new byte[Chunk];
 		int n;
@@ -101,7 +110,15 @@ sealed class Content
 			if (spool is not null)
 				c.Add(new Part(null, spool, 0, spooled));
 			head = null;
+			spool = null; // the Content's now
 			return c;
+		}
+
+		public void Dispose()
+		{
+			head = null;
+			spool?.Dispose();
+			spool = null;
 		}
 	}
 
@@ -249,9 +266,9 @@ sealed class FromEscaper(Sink sink)
 }
 
 /// <summary>The file the part of a message past its first 64 KB waits in: created exclusively, unlinked at once, read with pread.</summary>
-sealed class Spool
+sealed class Spool : IDisposable
 {
-	readonly int fd;
+	int fd;
 	long size;
 
 	Spool(int fd) => this.fd = fd;
@@ -270,6 +287,14 @@ sealed class Spool
 				throw new TempFail($"cannot create a spool file in {dir}: {Posix.Err()}");
 		}
 		throw new TempFail($"cannot create a spool file in {dir}");
+	}
+
+	/// <summary>Closes the file (it goes, being unlinked); once only.</summary>
+	public void Dispose()
+	{
+		var f = Interlocked.Exchange(ref fd, -1);
+		if (f >= 0)
+			Syscall.close(f);
 	}
 
 	public void Append(ReadOnlySpan<byte> b)

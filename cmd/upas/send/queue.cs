@@ -9,10 +9,10 @@ static class Queue
 	/// Queues one job, "smtp sender net!host users…" in upas's %%XX form; returns the control file once D. and C.
 	/// are durable. A TempFail says why it could not be.
 	/// </summary>
-	public static string Enqueue(string sender, string host, IEnumerable<string> users, Content data)
+	public static string Enqueue(string sender, string host, IEnumerable<string> users, Content data, string? id = null)
 	{
 		try {
-			return Qer.Enqueue(Root9, null, ["smtp", sender, "net!" + host, .. users], sink => data.CopyTo(b => sink(b)));
+			return Qer.Enqueue(Root9, null, ["smtp", sender, "net!" + host, .. users], sink => data.CopyTo(b => sink(b)), null, id);
 		} catch (Qer.Failure e) {
 			throw new TempFail(e.Message);
 		}

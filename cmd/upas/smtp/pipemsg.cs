@@ -62,7 +62,10 @@ sealed partial class Session
 		if (filter == Verdict.Accept && opt.Greylist && !await GreylistPasses())
 			return;
 
-		IMessageSink? sink = dump ? DumpSink.Create(SaveBlocked, sender, DateTime.Now, Log) : Mailer.Start(opt.MailerPath, ["-r", "--", .. rcpts]);
+		// smtpd -L with the default mailer delivers in process, through send's own code; otherwise the mailer runs
+		IMessageSink? sink = dump ? DumpSink.Create(SaveBlocked, sender, DateTime.Now, Log)
+			: opt.Listen.Count > 0 && LocalDeliver.For(opt) is { } lib ? new LocalDeliver(lib, rcpts)
+			: Mailer.Start(opt.MailerPath, ["-r", "--", .. rcpts]);
 		if (sink is null) {
 			Reply("450 4.3.2 We're busy right now, try later");
 			return;

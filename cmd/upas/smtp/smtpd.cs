@@ -42,6 +42,7 @@ static class Program
 		var conf = Conf.Load(m => Syslog.Log("smtpd", m));
 		var policy = new Policy(conf, conn.Rsys, conn.Lsys, m => Syslog.Log("smtpd", m)) {
 			ResolveHost = h => Resolver.Addresses(h, conf.DnsServers),
+			Mailer = LocalDeliver.For(opt),
 		};
 		using var trace = opt.Debug ? Trace.Open(DateTime.Now, m => Syslog.Log("smtpd", m)) : Trace.Off;
 		var s = new Session(opt, conf, policy, conn, trace);

@@ -316,16 +316,20 @@ sealed class Policy
 		return SenderAllowed(rcpt) ? RcptCheck.Ok : RcptCheck.SendingSystemNotAllowed;
 	}
 
+	/// <summary>send's delivery code when the mailer is the default one: recipients are then checked in process.</summary>
+	public Upas.Send.Delivery? Mailer { get; init; }
+
 	/// <summary>
-	/// /mail/lib/validateaddress: true when it says yes or is absent, false when it says no, null when it
-	/// is there but cannot answer (not executable, cannot start, timed out): the recipient is deferred,
-	/// never accepted unchecked (decisions #23: what the mailer cannot deliver is refused at RCPT).
+	/// /mail/lib/validateaddress: true when it says yes, false when it says no, null when it is there but
+	/// cannot answer (not executable, cannot start, timed out): the recipient is deferred, never accepted
+	/// unchecked (decisions #23: what the mailer cannot deliver is refused at RCPT). Without the script, the
+	/// default mailer is asked in process what send -x would say (Expands); another mailer: true.
 	/// </summary>
 	bool? ValidateAddress(string rcpt)
 	{
 		var prog = Root.Path9("/mail/lib/validateaddress");
 		if (!Path.Exists(prog))
-			return true;
+			return Mailer is null || Expands(Mailer, rcpt);
 		if (!IsExecutable(prog)) {
 			log($"validateaddress {rcpt}: not executable");
 			return null;
@@ -341,6 +345,20 @@ sealed class Policy
 			log($"validateaddress {rcpt}: {e.Message}");
 			return null;
 		}
+	}
+
+	/// <summary>
+	/// What the stock validateaddress script said, asked of send's code in process: send -x finds a destination
+	/// for rcpt (exit 0, an answer that is not "unknown user", "invalid address" or "Invalid address").
+	/// </summary>
+	static bool Expands(Upas.Send.Delivery d, string rcpt)
+	{
+		var r = d.Expand([rcpt]);
+		if (r.Status != 0 || r.Out.Count == 0)
+			return false;
+		var first = r.Out[0];
+		return !(first.Length == 0 || first.StartsWith("unknown user", StringComparison.Ordinal)
+			|| first.StartsWith("invalid address", StringComparison.Ordinal) || first.StartsWith("Invalid address", StringComparison.Ordinal));
 	}
 
 	static bool NamesBlocked(string rcpt)
