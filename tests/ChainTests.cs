@@ -10,7 +10,7 @@ namespace Upas.Tests;
 /// The whole delivery chain with real parts only, two trees for two hosts. On the sending host gnot
 /// (cs.bell-labs.com): a local user's send queues the message and starts runq, runq runs the shipped
 /// remotemail, remotemail runs smtp. On the receiving host plan9 (ourdomains 9fans.net, norelay on):
-/// smtpd -L, validateaddress at RCPT, send into the mailbox. The only change to a shipped file is the one an
+/// smtpd -L, the recipient check at RCPT (send -x's answer, in process), send into the mailbox. The only change to a shipped file is the one an
 /// administrator makes to send all mail through a smarthost: remotemail dials the other host's listener
 /// (tcp!127.0.0.1!port) instead of net!host, and gives smtp each recipient with its domain (host!user) so
 /// that RCPT TO names user@host rather than user@127.0.0.1.
@@ -32,7 +32,7 @@ public class ChainTests
 		File.CreateSymbolicLink(t.P("/bin/upas/" + prog), Repo.Bin(prog));
 	}
 
-	/// <summary>The receiving host: smtpd.conf, validateaddress, send, bob's mailbox. Its listener is started by the test.</summary>
+	/// <summary>The receiving host: smtpd.conf, send, bob's mailbox. Its listener is started by the test.</summary>
 	static Tree Remote()
 	{
 		var t = new Tree("""
@@ -44,8 +44,6 @@ public class ChainTests
 			""");
 		File.WriteAllText(t.P("/dev/sysname"), RemoteSys);
 		Link(t, "send");
-		File.Copy(Path.Join(Repo.Dir, "mail/lib/validateaddress"), t.P("/mail/lib/validateaddress"));
-		File.SetUnixFileMode(t.P("/mail/lib/validateaddress"), (UnixFileMode)0x1ed);
 		Directory.CreateDirectory(t.P("/mail/box/bob"));
 		t.Write("/sys/log/mail", "");
 		return t;
@@ -398,7 +396,7 @@ public class ChainTests
 	}
 
 	/// <summary>
-	/// An unknown user at the receiving host: validateaddress refuses it at RCPT (550 5.1.1), smtp exits 1, runq
+	/// An unknown user at the receiving host: smtpd's recipient check refuses it at RCPT (550 5.1.1), smtp exits 1, runq
 	/// bounces the message to the sender, and the bounce lands in alice's mailbox on the sending host.
 	/// </summary>
 	[Test]

@@ -101,32 +101,6 @@ public class QueueSecurityTests
 		Assert.That((exit, err), Is.EqualTo((0, "")));
 	}
 
-	/// <summary>validateaddress with the real send: -- before the address; whatever send -x refuses or cannot answer is refused.</summary>
-	[Test]
-	public void ValidateaddressRefusesWhatSendCannotAnswerFor()
-	{
-		using var t = NewTree("glenda");
-		Directory.CreateDirectory(t.P("/bin/upas"));
-		File.CreateSymbolicLink(t.P("/bin/upas/send"), Repo.Bin("send"));
-		File.Copy(Path.Join(Repo.Dir, "mail/lib/validateaddress"), t.P("/mail/lib/validateaddress"));
-		int Run(string rcpt)
-		{
-			var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-			psi.ArgumentList.Add(t.P("/mail/lib/validateaddress"));
-			psi.ArgumentList.Add(rcpt);
-			psi.Environment["PLAN9"] = t.Dir;
-			return Tree.Exec(psi, []).Exit;
-		}
-		Assert.That(Run("glenda"), Is.EqualTo(0));
-		Assert.That(Run("example.net!bob"), Is.EqualTo(0));
-		Assert.That(Run("nobody"), Is.EqualTo(1));
-		Assert.That(Run("-x"), Is.EqualTo(1), "an option's look is refused, not taken for send's -x");
-		Assert.That(Run("-r"), Is.EqualTo(1));
-		Assert.That(Run("example.net!a\u0001b"), Is.EqualTo(1));
-		File.Delete(t.P("/bin/upas/send"));
-		Assert.That(Run("glenda"), Is.EqualTo(1), "no send to ask: refused, not accepted blindly");
-	}
-
 	// ---- item 5: control-file words, end to end ----
 
 	/// <summary>

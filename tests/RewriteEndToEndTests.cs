@@ -4,13 +4,13 @@ using NUnit.Framework;
 namespace Upas.Tests;
 
 /// <summary>
-/// rewrite(6) end to end: a client talks to smtpd, which asks validateaddress (send -x) at RCPT and hands the
+/// rewrite(6) end to end: a client talks to smtpd, which asks send's code (what send -x says) at RCPT and hands the
 /// message to the real send -r, which routes by /mail/lib/rewrite: >>, |, alias, translate.
 /// </summary>
 [TestFixture]
 public class RewriteEndToEndTests
 {
-	/// <summary>A tree with the real send as ROOT/bin/upas/send, the shipped validateaddress, a recorder program and the given rules.</summary>
+	/// <summary>A tree with the real send as ROOT/bin/upas/send, a recorder program and the given rules.</summary>
 	static Tree NewTree(string rewrite, params string[] users)
 	{
 		var t = new Tree();
@@ -19,8 +19,6 @@ public class RewriteEndToEndTests
 			Directory.CreateDirectory(t.P("/mail/box/" + u));
 		Directory.CreateDirectory(t.P("/bin/upas"));
 		File.CreateSymbolicLink(t.P("/bin/upas/send"), Repo.Bin("send"));
-		File.Copy(Path.Join(Repo.Dir, "mail/lib/validateaddress"), t.P("/mail/lib/validateaddress"));
-		File.SetUnixFileMode(t.P("/mail/lib/validateaddress"), (UnixFileMode)0x1ed);
 		// records each run: its arguments one a line in runN, its input in msgN
 		t.Write("/rec", "#!/bin/sh\nd=$(dirname \"$0\")\nn=$(ls \"$d\" | grep -c '^run')\nprintf '%s\\n' \"$@\" > \"$d/run$n\"\ncat > \"$d/msg$n\"\n", 0x1ed);
 		t.Write("/mail/lib/rewrite", rewrite.Replace("REC", t.P("/rec")).Replace("ROOT", t.Dir));
@@ -96,7 +94,7 @@ public class RewriteEndToEndTests
 		Assert.That(File.Exists(t.P("/run0")), Is.False);
 	}
 
-	/// <summary>A tree with the default tree's routing: the shipped rewrite, namefiles, names.local and validateaddress, the real send and aliasmail.</summary>
+	/// <summary>A tree with the default tree's routing: the shipped rewrite, namefiles, and names.local, the real send and aliasmail.</summary>
 	static Tree DefaultTree(string namesLocalExtra = "", params string[] users)
 	{
 		var t = NewTree("", users);
