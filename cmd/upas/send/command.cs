@@ -77,7 +77,9 @@ sealed class Command(string line)
 		} catch (System.ComponentModel.Win32Exception e) {
 			throw new TempFail($"cannot run translation: {e.Message}");
 		}
-		using (p) {
+		using (p)
+		using (p.StandardOutput) // Process.Dispose leaves read pipes open: smtpd -L runs this for every message
+		using (p.StandardError) {
 			p.StandardInput.Close();
 			var outTask = ReadLimited(p.StandardOutput.BaseStream, 64 * 1024);
 			var errTask = ReadLimited(p.StandardError.BaseStream, 1024);

@@ -54,7 +54,9 @@ static class Pipeto
 		} catch (Win32Exception e) {
 			return $"cannot run {what}: {e.Message}";
 		}
-		using (p) {
+		using (p)
+		using (p.StandardOutput) // Process.Dispose leaves read pipes open: smtpd -L runs this for every message
+		using (p.StandardError) {
 			// its stdout is not ours to pass on: smtpd never reads send's
 			var outTask = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
 			var errTask = ReadSome(p.StandardError.BaseStream);

@@ -74,7 +74,9 @@ sealed class Mailer : IMessageSink
 		}
 		if (p is null)
 			return (false, null);
-		using (p) {
+		using (p)
+		using (p.StandardOutput) // Process.Dispose leaves read pipes open, and smtpd -L lives long
+		using (p.StandardError) {
 			p.StandardInput.Close();
 			var errTask = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
 			var outTask = p.StandardOutput.ReadToEndAsync();
@@ -125,6 +127,8 @@ sealed class Mailer : IMessageSink
 		await drain.ConfigureAwait(false);
 		await p.WaitForExitAsync();
 		var code = p.ExitCode;
+		p.StandardError.Dispose(); // Process.Dispose leaves read pipes open, and smtpd -L lives long
+		p.StandardOutput.Dispose();
 		p.Dispose();
 		return code == 0 ? null : code >= 128 + 1 && code <= 128 + 64 ? $"signal: {code - 128}" : code.ToString(System.Globalization.CultureInfo.InvariantCulture);
 	}

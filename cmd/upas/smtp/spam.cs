@@ -499,6 +499,9 @@ sealed class Policy
 			psi.ArgumentList.Add(a);
 		ChildEnv.Apply(psi);
 		using var p = Process.Start(psi) ?? throw new IOException($"cannot start {prog}");
+		// Process.Dispose leaves read pipes open: smtpd -L runs this for every recipient
+		using var stdout = p.StandardOutput;
+		using var stderr = p.StandardError;
 		p.StandardInput.Close();
 		var err = p.StandardError.ReadToEndAsync();
 		var drain = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
