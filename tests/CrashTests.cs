@@ -298,7 +298,9 @@ public class CrashTests
 	public void KillingSendAndTheListenerNeverLosesNorDuplicatesNorHalvesAMessage()
 	{
 		using var t = NewTree("glenda");
-		var flags = new[] { "-m", t.P("/bin/upas/send") };
+		// send under another name, so that the listener runs it as a program (the default one is delivered in process: InProcessCrashTests)
+		File.CreateSymbolicLink(t.P("/bin/upas/sendp"), Repo.Bin("send"));
+		var flags = new[] { "-m", t.P("/bin/upas/sendp") };
 		var l = new Listening(t, "127.0.0.1", flags);
 		var acked = new List<int>();
 		var tried = 0;
