@@ -47,7 +47,9 @@ sealed class LocalDeliver : IMessageSink
 		using var content = writer.Finish();
 		Outcome r;
 		try {
-			r = await Task.Run(() => delivery.Deliver(content, rcpts, bounce: true));
+			// a thread of its own: the delivery blocks (mailbox lock, fsync, pipeto) and must not starve the sessions' pool
+			r = await Task.Factory.StartNew(() => delivery.Deliver(content, rcpts, bounce: true), CancellationToken.None,
+				TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
 		} catch (Exception e) {
 			// the send process would have died of it: the session goes on, the client tries again later
 			Syslog.Log("smtpd", $"in-process delivery failed: {e.GetType().Name}: {e.Message}");
