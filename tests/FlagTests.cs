@@ -123,6 +123,8 @@ public class FlagTests
 		File.Copy(t.Mailer, t.P("/bin/upas/send"));
 		File.SetUnixFileMode(t.P("/bin/upas/send"), (UnixFileMode)0x1ed);
 		Directory.CreateDirectory(t.P("/bin/upas/cap"));
+		// with the default mailer and no validateaddress, RCPT asks send's code: bob must be a local user
+		Directory.CreateDirectory(t.P("/mail/box/bob"));
 		var psi = t.Start([]);
 		psi.ArgumentList.Clear();
 		psi.ArgumentList.Add("-n");
