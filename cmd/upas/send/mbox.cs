@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Mono.Unix.Native;
 
 namespace Upas.Send;
@@ -6,9 +7,11 @@ namespace Upas.Send;
 sealed class TempFail(string msg) : Exception(msg);
 
 /// <summary>
-/// Appends an entry to /mail/box/user/mbox under the L.mbox lock, then fsyncs it (mailer.md §3).
+/// Appends entries to /mail/box/user/mbox under the L.mbox lock, then fsyncs them (mailer.md §3).
 /// While it writes, L.mbox holds "inode offset length" of the append under way: a send killed in the
-/// middle leaves that note behind, and the next delivery cuts the unfinished entry off before its own.
+/// middle leaves that note behind, and the next delivery cuts the unfinished append off before its own.
+/// Deliveries to one mailbox from the threads of one process (smtpd -L) queue in the process, never
+/// polling: the first takes L.mbox and appends every entry waiting by then in one go with one fsync.
 /// </summary>
 static class Mbox
 {
@@ -19,42 +22,165 @@ static class Mbox
 	/// <summary>How long a held lock is waited for; Plan 9: 5 minutes, retrying every 0.5 s.</summary>
 	public static TimeSpan LockWait = TimeSpan.FromMinutes(5);
 
+	/// <summary>Whether a lock holder appends the entries that queued up behind it too (a switch for the stress harness).</summary>
+	public static bool GroupCommit = true;
+
+	/// <summary>One entry waiting for its mailbox, and what became of it.</summary>
+	sealed class Entry(long length, Func<Sink, bool> write, DateTime deadline)
+	{
+		public readonly long Length = length;
+		public readonly Func<Sink, bool> Write = write;
+		public readonly DateTime Deadline = deadline;
+		public readonly ManualResetEventSlim Signal = new(false);
+		public bool Leads;            // its thread appends the next batch
+		public bool Done;             // appended and fsynced, or failed with Error
+		public ExceptionDispatchInfo? Error;
+	}
+
+	/// <summary>The entries queued for one mailbox in this process; Busy while some thread appends.</summary>
+	sealed class Gate
+	{
+		public readonly List<Entry> Waiting = [];
+		public bool Busy;
+	}
+
+	static readonly System.Threading.Lock table = new();
+	static readonly Dictionary<string, Gate> gates = []; // an entry lives only while its mailbox has deliveries
+
 	/// <summary>
 	/// Delivers an entry of length bytes, which write hands to its sink, to the mailbox file path (a rewrite
-	/// rule's >> file, or /mail/box/user/mbox); its directory must exist. Throws TempFail when it cannot now.
+	/// rule's >> file, or /mail/box/user/mbox); its directory must exist. Returns once the entry is durable;
+	/// throws TempFail when it cannot be now. write may run on another delivering thread, after this one's
+	/// turn came (it must only copy bytes the caller already has: it runs under the lock).
 	/// </summary>
 	public static void Append(string path, long length, Func<Sink, bool> write)
 	{
+		var key = Key(path);
+		var me = new Entry(length, write, DateTime.UtcNow + LockWait);
+		Gate? gate;
+		lock (table) {
+			if (!gates.TryGetValue(key, out gate))
+				gates[key] = gate = new Gate();
+			gate.Waiting.Add(me);
+			me.Leads = !gate.Busy;
+			gate.Busy = true;
+		}
+		if (!me.Leads)
+			me.Signal.Wait(); // until our entry is done, or it is our turn to lead
+		if (!me.Done)
+			Lead(path, key, gate, me);
+		me.Error?.Throw();
+	}
+
+	/// <summary>The gate's key: the mailbox by device and inode of its directory, so that two names for one box share it.</summary>
+	static string Key(string path)
+	{
 		var dir = Path.GetDirectoryName(path) ?? "/";
-		var lockfd = Lock(dir);
+		var name = Path.GetFileName(path);
+		return Syscall.stat(dir, out var st) == 0 ? $"{st.st_dev}:{st.st_ino}/{name}" : path;
+	}
+
+	/// <summary>
+	/// Takes L.mbox for the gate, appends me and (with GroupCommit) all that wait behind it, lets go, and
+	/// hands the gate to the next waiter; every entry of the batch learns its fate only after the fsync.
+	/// </summary>
+	static void Lead(string path, string key, Gate gate, Entry me)
+	{
+		List<Entry> batch = [me];
 		try {
-			// a missing mbox in an existing box directory is created, mode 0622 whatever the umask
-			var fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, BoxMode);
-			if (fd >= 0)
-				Syscall.fchmod(fd, BoxMode);
-			else if (Stdlib.GetLastError() == Errno.EEXIST)
-				fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | Common);
-			if (fd < 0)
-				throw new TempFail($"mail file cannot be opened: {path}: {Posix.Err()}");
+			var lockfd = Lock(Path.GetDirectoryName(path) ?? "/", me.Deadline);
 			try {
-				if (Syscall.fstat(fd, out var st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
-					throw new TempFail($"mail file is not a plain file: {path}");
-				var size = Recover(lockfd, fd, st, path);
-				Note(lockfd, $"{st.st_ino} {size} {length}\n");
-				var g = new Gather(b => Fd.WriteAll(fd, b));
-				if (!write(g.Put) || !g.Flush() || Syscall.fsync(fd) != 0) {
-					var err = Posix.Err();
-					Syscall.ftruncate(fd, size); // never leave half an entry behind
-					Note(lockfd, "");
-					throw new TempFail($"error writing mail file {path}: {err}");
+				lock (table) {
+					if (GroupCommit) {
+						batch = [.. gate.Waiting]; // me first: the waiters are in order of arrival
+						gate.Waiting.Clear();
+					} else {
+						gate.Waiting.Remove(me);
+					}
 				}
-				Note(lockfd, "");
+				AppendBatch(path, lockfd, batch);
 			} finally {
-				Syscall.close(fd);
+				if (lockfd >= 0)
+					Syscall.close(lockfd); // releases the flock
 			}
+		} catch (Exception e) {
+			// the lock not had in time, or what no entry should have met: all of the batch fail alike
+			foreach (var b in batch)
+				b.Error = ExceptionDispatchInfo.Capture(b == me ? e : new TempFail(e.Message));
 		} finally {
-			if (lockfd >= 0)
-				Syscall.close(lockfd); // releases the flock
+			lock (table) {
+				gate.Waiting.Remove(me);
+				if (gate.Waiting.Count > 0) {
+					gate.Waiting[0].Leads = true;
+					gate.Waiting[0].Signal.Set();
+				} else {
+					gate.Busy = false;
+					gates.Remove(key);
+				}
+			}
+			foreach (var b in batch) {
+				b.Done = true;
+				if (b != me)
+					b.Signal.Set();
+			}
+		}
+	}
+
+	/// <summary>
+	/// Appends the entries of batch to path and fsyncs them, L.mbox noting the whole batch meanwhile. An entry
+	/// whose own write throws is cut off again and fails alone; a write or fsync of the file that fails cuts
+	/// off the whole batch and fails every entry in it.
+	/// </summary>
+	static void AppendBatch(string path, int lockfd, List<Entry> batch)
+	{
+		// a missing mbox in an existing box directory is created, mode 0622 whatever the umask
+		var fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, BoxMode);
+		if (fd >= 0)
+			Syscall.fchmod(fd, BoxMode);
+		else if (Stdlib.GetLastError() == Errno.EEXIST)
+			fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | Common);
+		if (fd < 0)
+			throw new TempFail($"mail file cannot be opened: {path}: {Posix.Err()}");
+		try {
+			if (Syscall.fstat(fd, out var st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
+				throw new TempFail($"mail file is not a plain file: {path}");
+			var size = Recover(lockfd, fd, st, path);
+			Note(lockfd, $"{st.st_ino} {size} {batch.Sum(b => b.Length)}\n");
+			string? err = null; // why a write(2) of the file failed: nothing after it can be trusted
+			using var g = new Gather(b => {
+				if (!Fd.WriteAll(fd, b))
+					err ??= Posix.Err();
+				return err is null;
+			});
+			foreach (var e in batch) {
+				var start = g.Taken;
+				try {
+					if (e.Write(g.Put))
+						continue;
+				} catch (Exception x) {
+					e.Error = ExceptionDispatchInfo.Capture(x); // its own failure, unless the file's write failed
+				}
+				if (err is not null || !g.Flush())
+					break;
+				if (Syscall.ftruncate(fd, size + start) != 0) {
+					err = Posix.Err();
+					break;
+				}
+				e.Error ??= ExceptionDispatchInfo.Capture(new TempFail($"error writing mail file {path}"));
+				g.Rewind(start); // the entry is gone from the file: the next starts where it started
+			}
+			if (err is null && g.Flush() && Syscall.fsync(fd) != 0)
+				err = Posix.Err();
+			if (err is not null) {
+				Syscall.ftruncate(fd, size); // never leave half an entry behind
+				Note(lockfd, "");
+				foreach (var e in batch)
+					e.Error = ExceptionDispatchInfo.Capture(new TempFail($"error writing mail file {path}: {err}"));
+				return;
+			}
+			Note(lockfd, "");
+		} finally {
+			Syscall.close(fd);
 		}
 	}
 
@@ -108,8 +234,8 @@ static class Mbox
 		Syscall.ftruncate(lockfd, b.Length);
 	}
 
-	/// <summary>Opens (creating, mode 0666) dir/L.mbox and takes an exclusive flock on it; -1 when the directory allows no lock file.</summary>
-	static int Lock(string dir)
+	/// <summary>Opens (creating, mode 0666) dir/L.mbox and takes an exclusive flock on it by deadline; -1 when the directory allows no lock file.</summary>
+	static int Lock(string dir, DateTime deadline)
 	{
 		var path = Path.Join(dir, "L.mbox");
 		var fd = Syscall.open(path, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, LockMode);
@@ -123,14 +249,9 @@ static class Mbox
 			Syslog.Log("mail", $"lock error: {path}: {Posix.Err()}");
 			return -1; // as Plan 9: deliver without the lock rather than not at all
 		}
-		var deadline = DateTime.UtcNow + LockWait;
-		while (FileLock.Flock(fd, FileLock.Ex | FileLock.Nb) != 0) {
-			if (DateTime.UtcNow >= deadline) {
-				Syscall.close(fd);
-				throw new TempFail($"mailbox locked: {path}");
-			}
-			Thread.Sleep(500);
-		}
+		// a blocking wait: the lock is ours the moment its holder lets go (FileLock.Wait closes fd when it fails)
+		if (!FileLock.Wait(fd, deadline))
+			throw new TempFail($"mailbox locked: {path}");
 		return fd;
 	}
 }
