@@ -72,6 +72,13 @@ static class Mbox
 		me.Error?.Throw();
 	}
 
+	/// <summary>How many deliveries to path wait in this process or are under way (for the tests).</summary>
+	internal static int Queued(string path)
+	{
+		lock (table)
+			return gates.TryGetValue(Key(path), out var g) ? g.Waiting.Count : 0;
+	}
+
 	/// <summary>The gate's key: the mailbox by device and inode of its directory, so that two names for one box share it.</summary>
 	static string Key(string path)
 	{
