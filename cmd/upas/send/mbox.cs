@@ -16,7 +16,7 @@ sealed class TempFail(string msg) : Exception(msg);
 static class Mbox
 {
 	const FilePermissions LockMode = (FilePermissions)0x1b6;   // 0666
-	const FilePermissions BoxMode = (FilePermissions)0x192;    // 0622, as the mail tools create mailboxes
+	const FilePermissions BoxMode = (FilePermissions)0x192;    // 0622
 	const OpenFlags Common = OpenFlags.O_CLOEXEC | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK;
 
 	/// <summary>How long a held lock is waited for; Plan 9: 5 minutes, retrying every 0.5 s.</summary>
@@ -140,19 +140,14 @@ static class Mbox
 	/// </summary>
 	static void AppendBatch(string path, int lockfd, List<Entry> batch)
 	{
-		// a missing mbox in an existing box directory is created, mode 0622 whatever the umask
-		var fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, BoxMode);
-		if (fd >= 0)
-			Syscall.fchmod(fd, BoxMode);
-		else if (Stdlib.GetLastError() == Errno.EEXIST)
-			fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND | Common);
+		var fd = Open(path, OpenFlags.O_WRONLY | OpenFlags.O_APPEND, BoxMode); // 0622, as the mail tools create mailboxes
 		if (fd < 0)
 			throw new TempFail($"mail file cannot be opened: {path}: {Posix.Err()}");
 		try {
 			if (Syscall.fstat(fd, out var st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
 				throw new TempFail($"mail file is not a plain file: {path}");
-			var size = Recover(lockfd, fd, st, path);
-			Note(lockfd, $"{st.st_ino} {size} {batch.Sum(b => b.Length)}\n");
+			var size = Recover(lockfd, fd, st, path, out var clean);
+			Note(lockfd, $"{st.st_ino} {size} {batch.Sum(b => b.Length)}\n", clean);
 			string? err = null; // why a write(2) of the file failed: nothing after it can be trusted
 			using var g = new Gather(b => {
 				if (!Fd.WriteAll(fd, b))
@@ -196,10 +191,15 @@ static class Mbox
 	/// inside that append); the size the next entry starts at. The killed send never exited 0, so nobody
 	/// was told the entry was delivered: its sender sends it again.
 	/// </summary>
-	static long Recover(int lockfd, int fd, Stat st, string path)
+	static long Recover(int lockfd, int fd, Stat st, string path, out bool clean)
 	{
-		if (lockfd < 0 || ReadNote(lockfd) is not { } n)
+		clean = true; // L.mbox is empty after this: a note can be written without a truncate
+		if (lockfd < 0)
 			return st.st_size;
+		if (ReadNote(lockfd, out var any) is not { } n) {
+			clean = !any;
+			return st.st_size;
+		}
 		if (n.Ino == st.st_ino && st.st_size > n.Offset && st.st_size <= n.Offset + n.Length && Syscall.ftruncate(fd, n.Offset) == 0) {
 			Syslog.Log("mail", $"{path}: removed {st.st_size - n.Offset} bytes of an interrupted delivery");
 			Note(lockfd, "");
@@ -209,8 +209,8 @@ static class Mbox
 		return st.st_size;
 	}
 
-	/// <summary>The "inode offset length" note of L.mbox, or null when it holds none.</summary>
-	static (ulong Ino, long Offset, long Length)? ReadNote(int lockfd)
+	/// <summary>The "inode offset length" note of L.mbox, or null when it holds none; any: whether it holds anything.</summary>
+	static (ulong Ino, long Offset, long Length)? ReadNote(int lockfd, out bool any)
 	{
 		var buf = new byte[64];
 		long n;
@@ -218,6 +218,7 @@ static class Mbox
 			fixed (byte* p = buf)
 				n = Syscall.pread(lockfd, p, (ulong)buf.Length, 0);
 		}
+		any = n > 0;
 		if (n <= 0)
 			return null;
 		var f = System.Text.Encoding.ASCII.GetString(buf, 0, (int)n).Split(' ', '\n');
@@ -226,8 +227,8 @@ static class Mbox
 		return null;
 	}
 
-	/// <summary>Replaces L.mbox's note; a lock file opened read-only takes none (and then nothing is recovered).</summary>
-	static void Note(int lockfd, string text)
+	/// <summary>Replaces L.mbox's note (clean: it is empty now); a lock file opened read-only takes none (and then nothing is recovered).</summary>
+	static void Note(int lockfd, string text, bool clean = false)
 	{
 		if (lockfd < 0)
 			return;
@@ -238,18 +239,37 @@ static class Mbox
 					Syscall.pwrite(lockfd, p, (ulong)b.Length, 0);
 			}
 		}
-		Syscall.ftruncate(lockfd, b.Length);
+		if (!clean)
+			Syscall.ftruncate(lockfd, b.Length);
+	}
+
+	/// <summary>
+	/// Opens path, which is there but for the first delivery; one missing is created exclusively, given mode
+	/// whatever the umask. -1 and errno when it can be neither.
+	/// </summary>
+	static int Open(string path, OpenFlags flags, FilePermissions mode)
+	{
+		for (var i = 0; i < 3; i++) {
+			var fd = Syscall.open(path, flags | Common);
+			if (fd >= 0 || Stdlib.GetLastError() != Errno.ENOENT)
+				return fd;
+			fd = Syscall.open(path, flags | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, mode);
+			if (fd >= 0) {
+				Syscall.fchmod(fd, mode);
+				return fd;
+			}
+			if (Stdlib.GetLastError() != Errno.EEXIST)
+				return -1;
+			// made by another delivery between the two opens: open it again
+		}
+		return -1;
 	}
 
 	/// <summary>Opens (creating, mode 0666) dir/L.mbox and takes an exclusive flock on it by deadline; -1 when the directory allows no lock file.</summary>
 	static int Lock(string dir, DateTime deadline)
 	{
 		var path = Path.Join(dir, "L.mbox");
-		var fd = Syscall.open(path, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_EXCL | Common, LockMode);
-		if (fd >= 0)
-			Syscall.fchmod(fd, LockMode); // whatever the umask: the next sender may be another user
-		else if (Stdlib.GetLastError() == Errno.EEXIST)
-			fd = Syscall.open(path, OpenFlags.O_RDWR | Common);
+		var fd = Open(path, OpenFlags.O_RDWR, LockMode); // 0666: the next sender may be another user
 		if (fd < 0)
 			fd = Syscall.open(path, OpenFlags.O_RDONLY | Common); // flock needs no write permission
 		if (fd < 0) {
