@@ -98,6 +98,22 @@ public class MboxLockTests
 	}
 
 	[Test]
+	public void AsyncAppendsFromManyTasksLandEveryEntryWholeAndOnce()
+	{
+		using var t = NewTree("bob");
+		var box = t.P("/mail/box/bob/mbox");
+		var all = Enumerable.Range(0, 200).Select(i => Entry("async", i, 1 + i * 7 % 300)).ToList();
+		var tasks = all.Select(async e => {
+			await Task.Yield();
+			var b = Encoding.Latin1.GetBytes(e);
+			await Mbox.AppendAsync(box, b.Length, s => s(b));
+		}).ToArray();
+		Assert.That(Task.WhenAll(tasks).Wait(60_000), Is.True);
+		AssertExactly(box, all);
+		Assert.That(Mbox.Queued(box), Is.EqualTo(0));
+	}
+
+	[Test]
 	public void ProcessesAndThreadsTogetherAppendEveryEntryWholeAndOnce()
 	{
 		using var t = NewTree("bob");

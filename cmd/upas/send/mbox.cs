@@ -31,9 +31,9 @@ static class Mbox
 		public readonly long Length = length;
 		public readonly Func<Sink, bool> Write = write;
 		public readonly DateTime Deadline = deadline;
-		public readonly ManualResetEventSlim Signal = new(false);
-		public bool Leads;            // its thread appends the next batch
-		public bool Done;             // appended and fsynced, or failed with Error
+		/// <summary>Its turn: true when it was appended and fsynced, or failed with Error; false when its caller is to lead.</summary>
+		public readonly TaskCompletionSource<bool> Turn = new(TaskCreationOptions.RunContinuationsAsynchronously);
+		public bool Leads;            // first in: its caller appends the next batch at once
 		public ExceptionDispatchInfo? Error;
 	}
 
@@ -51,25 +51,38 @@ static class Mbox
 	/// Delivers an entry of length bytes, which write hands to its sink, to the mailbox file path (a rewrite
 	/// rule's >> file, or /mail/box/user/mbox); its directory must exist. Returns once the entry is durable;
 	/// throws TempFail when it cannot be now. write may run on another delivering thread, after this one's
-	/// turn came (it must only copy bytes the caller already has: it runs under the lock).
+	/// turn came (it must only copy bytes the caller already has, never wait for more: it runs under the lock).
 	/// </summary>
 	public static void Append(string path, long length, Func<Sink, bool> write)
 	{
+		var (me, gate, key) = Enter(path, length, write);
+		if (me.Leads || !me.Turn.Task.GetAwaiter().GetResult()) // waits until done, or our turn to lead
+			Lead(path, key, gate, me);
+		me.Error?.Throw();
+	}
+
+	/// <summary>Append for callers on the thread pool (smtpd -L): a delivery waiting for its turn holds no thread.</summary>
+	public static async Task AppendAsync(string path, long length, Func<Sink, bool> write)
+	{
+		var (me, gate, key) = Enter(path, length, write);
+		if (me.Leads || !await me.Turn.Task.ConfigureAwait(false))
+			Lead(path, key, gate, me);
+		me.Error?.Throw();
+	}
+
+	/// <summary>Queues an entry at its mailbox's gate; it leads when nobody appends to that mailbox now.</summary>
+	static (Entry, Gate, string) Enter(string path, long length, Func<Sink, bool> write)
+	{
 		var key = Key(path);
 		var me = new Entry(length, write, DateTime.UtcNow + LockWait);
-		Gate? gate;
 		lock (table) {
-			if (!gates.TryGetValue(key, out gate))
+			if (!gates.TryGetValue(key, out var gate))
 				gates[key] = gate = new Gate();
 			gate.Waiting.Add(me);
 			me.Leads = !gate.Busy;
 			gate.Busy = true;
+			return (me, gate, key);
 		}
-		if (!me.Leads)
-			me.Signal.Wait(); // until our entry is done, or it is our turn to lead
-		if (!me.Done)
-			Lead(path, key, gate, me);
-		me.Error?.Throw();
 	}
 
 	/// <summary>How many deliveries to path wait in this process or are under way (for the tests).</summary>
@@ -118,17 +131,15 @@ static class Mbox
 			lock (table) {
 				gate.Waiting.Remove(me);
 				if (gate.Waiting.Count > 0) {
-					gate.Waiting[0].Leads = true;
-					gate.Waiting[0].Signal.Set();
+					gate.Waiting[0].Turn.SetResult(false); // the next in line leads
 				} else {
 					gate.Busy = false;
 					gates.Remove(key);
 				}
 			}
 			foreach (var b in batch) {
-				b.Done = true;
 				if (b != me)
-					b.Signal.Set();
+					b.Turn.SetResult(true); // its fate is known: appended and synced, or Error
 			}
 		}
 	}
