@@ -5,7 +5,7 @@ using NUnit.Framework;
 namespace Upas.Tests;
 
 /// <summary>
-/// Issue 11 item 4: send streams a 100 MiB message to a mailbox, to the queue, into a bounce and down a pipe
+/// Issue 11 item 4: send streams a 100 MiB message to a mailbox, to the queue, into a bounce and down pipes
 /// in a bounded buffer: peak RSS under 32 MiB, and the bytes delivered exact (checked by SHA-256).
 /// </summary>
 [TestFixture]
@@ -158,6 +158,21 @@ public class StreamingTests
 		var first = Encoding.Latin1.GetBytes($"From glenda {Date} remote from testhost\n");
 		Assert.That(Head(got, first.Length), Is.EqualTo(first));
 		Assert.That(Hash(got, first.Length, long.MaxValue), Is.EqualTo((bodySha, bodyLength)), "what the program read: the body unchanged");
+	}
+
+	[Test]
+	public void A100MiBMessageDownARewriteCommand()
+	{
+		using var t = NewTree();
+		t.Write("/cmd", "#!/bin/sh\ncat > \"$(dirname \"$0\")/got\"\n", 0x1ed);
+		t.Write("/mail/lib/rewrite", $"([^!]+)!(.+)\t|\t\"{t.P("/cmd")} '\\s'\"\t\"'\\2'\"\n");
+		var (rss, err, exit) = SendMeasured(t, "-r", "example.net!carol");
+		Assert.That((exit, err), Is.EqualTo((0, "")));
+		AssertRss(rss);
+		var got = t.P("/got");
+		var first = Encoding.Latin1.GetBytes($"From glenda {Date} remote from testhost\n");
+		Assert.That(Head(got, first.Length), Is.EqualTo(first));
+		Assert.That(Hash(got, first.Length, long.MaxValue), Is.EqualTo((bodySha, bodyLength)), "what the command read: the body unchanged");
 	}
 
 	[Test]
