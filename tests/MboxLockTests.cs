@@ -279,4 +279,40 @@ public class MboxLockTests
 		Assert.That(Mail.Box(k, "bob"), Is.EqualTo(Encoding.Latin1.GetString(a) + "From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: next\n\nafter\n\n"));
 		Assert.That(k.Read("/sys/log/mail"), Does.Contain($"{kbox}: removed {leftBox.Length - a.Length} bytes of an interrupted delivery"));
 	}
+	/// <summary>
+	/// The stress harness of issue 11 (a benchmark, not a test: run it by name): 20 threads × 50 appends to one
+	/// mailbox, with and without group commit, 1 KiB and 64 KiB, 5 interleaved rounds; prints the medians.
+	/// </summary>
+	[Test, Explicit("a benchmark: prints appends per second")]
+	public void StressGroupCommit()
+	{
+		const int threads = 20, each = 50, rounds = 5;
+		var saved = Mbox.GroupCommit;
+		try {
+			foreach (var size in new[] { 1024, 65536 }) {
+				var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+				for (var r = 0; r < rounds; r++) {
+					foreach (var group in new[] { true, false }) {
+						Mbox.GroupCommit = group;
+						using var t = NewTree("bob");
+						var box = t.P("/mail/box/bob/mbox");
+						var sw = Stopwatch.StartNew();
+						Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, n => {
+							for (var i = 0; i < each; i++) {
+								var b = Encoding.Latin1.GetBytes($"From a Mon Nov 24 01:21:00 EST 2025\nSubject: {n} {i}\n\n{new string('x', size)}\n\n");
+								Mbox.Append(box, b.Length, s => s(b));
+							}
+						});
+						rates[group].Add(threads * each / sw.Elapsed.TotalSeconds);
+					}
+				}
+				foreach (var (group, list) in rates) {
+					list.Sort();
+					TestContext.Out.WriteLine($"{size} B, group commit {(group ? "on " : "off")}: median {list[rounds / 2]:F0}/s (min {list[0]:F0}, max {list[^1]:F0})");
+				}
+			}
+		} finally {
+			Mbox.GroupCommit = saved;
+		}
+	}
 }
