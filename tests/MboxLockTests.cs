@@ -279,6 +279,7 @@ public class MboxLockTests
 		Assert.That(Mail.Box(k, "bob"), Is.EqualTo(Encoding.Latin1.GetString(a) + "From example.org!alice Mon Nov 24 01:21:00 EST 2025\nSubject: next\n\nafter\n\n"));
 		Assert.That(k.Read("/sys/log/mail"), Does.Contain($"{kbox}: removed {leftBox.Length - a.Length} bytes of an interrupted delivery"));
 	}
+
 	/// <summary>
 	/// The stress harness of issue 11 (a benchmark, not a test: run it by name): 20 threads × 50 appends to one
 	/// mailbox, with and without group commit, 1 KiB and 64 KiB, 5 interleaved rounds; prints the medians.
