@@ -191,19 +191,24 @@ sealed class Content : IDisposable
 	}
 }
 
-/// <summary>Gathers small pieces (one per line after escaping) into 64 KB writes.</summary>
-sealed class Gather(Sink inner)
+/// <summary>Gathers small pieces (one per line after escaping) into 64 KB writes; the buffer is rented, and given back by Dispose.</summary>
+sealed class Gather(Sink inner) : IDisposable
 {
-	readonly byte[] buf = new byte[64 * 1024];
+	byte[]? buf = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
 	int n;
+
+	/// <summary>How many bytes Put has taken so far, written or still gathered.</summary>
+	public long Taken { get; private set; }
 
 	public bool Put(ReadOnlySpan<byte> b)
 	{
-		if (n + b.Length > buf.Length && !Flush())
+		var h = buf ?? throw new ObjectDisposedException(nameof(Gather));
+		if (n + b.Length > h.Length && !Flush())
 			return false;
-		if (b.Length >= buf.Length)
+		Taken += b.Length;
+		if (b.Length >= h.Length)
 			return inner(b);
-		b.CopyTo(buf.AsSpan(n));
+		b.CopyTo(h.AsSpan(n));
 		n += b.Length;
 		return true;
 	}
@@ -213,6 +218,16 @@ sealed class Gather(Sink inner)
 		var m = n;
 		n = 0;
 		return m == 0 || inner(buf.AsSpan(0, m));
+	}
+
+	/// <summary>After a Flush and a cut of the file back to taken bytes: count from there again.</summary>
+	public void Rewind(long taken) => Taken = taken;
+
+	public void Dispose()
+	{
+		if (buf is { } b)
+			System.Buffers.ArrayPool<byte>.Shared.Return(b);
+		buf = null;
 	}
 }
 
