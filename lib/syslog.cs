@@ -1,7 +1,4 @@
 using System.Text;
-using NLog;
-using NLog.Config;
-using NLog.Targets;
 
 namespace Upas;
 
@@ -9,7 +6,6 @@ namespace Upas;
 public static class Syslog
 {
 	const int MaxLine = 1024;
-	static readonly LogFactory Factory = Configure();
 	static string? sysname;
 
 	public static string SysName
@@ -18,23 +14,13 @@ public static class Syslog
 		set => sysname = value;
 	}
 
-	static LogFactory Configure()
-	{
-		var f = new LogFactory();
-		var conf = new LoggingConfiguration(f);
-		conf.AddRuleForAllLevels(new Plan9LogTarget { Name = "plan9", Layout = "${message}" });
-		f.Configuration = conf;
-		return f;
-	}
-
-	/// <summary>Logs msg to /sys/log/name under the root.</summary>
+	/// <summary>Logs msg to /sys/log/name under the root: the file is opened for every line, so a rotated log is picked up.</summary>
 	public static void Log(string name, string msg) => Log(name, msg, DateTime.Now);
 
 	public static void Log(string name, string msg, DateTime now)
 	{
-		var path = Root.Path9("/sys/log/" + name);
-		var line = Format(SysName, now, msg);
-		Factory.GetLogger(path).Log(LogEventInfo.Create(LogLevel.Info, path, null, "{0}", [line]));
+		// one open(O_APPEND), write, close: no logging framework to configure at every start (issue 11)
+		AppendFile.Write(Root.Path9("/sys/log/" + name), Format(SysName, now, msg));
 	}
 
 	/// <summary>
@@ -50,15 +36,5 @@ public static class Syslog
 		Array.Resize(ref b, b.Length + 1);
 		b[^1] = (byte)'\n';
 		return b;
-	}
-
-	/// <summary>NLog target: the logger's name is the file, the message carries the formatted bytes.</summary>
-	sealed class Plan9LogTarget : TargetWithLayout
-	{
-		protected override void Write(LogEventInfo e)
-		{
-			if (e.Parameters is [byte[] line])
-				AppendFile.Write(e.LoggerName ?? "", line);
-		}
 	}
 }

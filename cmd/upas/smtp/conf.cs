@@ -1,11 +1,13 @@
 using System.Globalization;
 using System.Net;
+using Mono.Unix.Native;
 
 namespace Upas.Smtpd;
 
 /// <summary>
 /// /mail/lib/smtpd.conf (smtpd.md §16), read afresh for every connection.
-/// The file can only turn things on; command-line flags win.
+/// The file can only turn things on; command-line flags win. A loaded Conf is never changed: under -L
+/// sessions share it while the file stays the same.
 /// </summary>
 sealed class Conf
 {
@@ -52,19 +54,55 @@ sealed class Conf
 	/// <summary>dnsserver ADDR[!PORT], …: resolvers for our DNS look-ups instead of the system's; lines accumulate.</summary>
 	public readonly List<string> DnsServers = [];
 
+	/// <summary>
+	/// -L sets it: a connection whose stat(2) of the file matches the last one read (device, inode, size, mtime and
+	/// ctime to the nanosecond; any write or replacement changes ctime) reuses what was parsed, and is told its bad
+	/// lines again. Every connection still sees the file as it is when it starts (issue 11).
+	/// </summary>
+	public static bool Reuse { get; set; }
+
+	static readonly Lock CacheLock = new();
+	static (FileKey Key, Conf Conf, List<string> Errors)? cache;
+
+	readonly record struct FileKey(ulong Dev, ulong Ino, long Size, long Mtime, long MtimeNsec, long Ctime, long CtimeNsec);
+
 	/// <summary>Reads /mail/lib/smtpd.conf under the root; a missing file means the defaults.</summary>
 	public static Conf Load(Action<string> log)
 	{
+		var path = Root.Path9("/mail/lib/smtpd.conf");
+		FileKey? key = null;
+		if (Reuse) {
+			// stat before reading: a change after it gives a new key, so no stale text is ever kept under it
+			if (Syscall.stat(path, out var st) == 0) {
+				key = new FileKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec);
+				lock (CacheLock) {
+					if (cache is { } c && c.Key == key) {
+						c.Errors.ForEach(log);
+						return c.Conf;
+					}
+				}
+			} else if (Stdlib.GetLastError() is Errno.ENOENT or Errno.ENOTDIR)
+				return new Conf(); // no file: the defaults, without an exception per connection
+		}
 		string text;
 		try {
-			text = File.ReadAllText(Root.Path9("/mail/lib/smtpd.conf"));
+			text = File.ReadAllText(path);
 		} catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) {
 			return new Conf();
 		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 			log($"smtpd.conf: {e.Message}");
 			return new Conf();
 		}
-		return Parse(text, log);
+		var errors = new List<string>();
+		var conf = Parse(text, m => {
+			errors.Add(m);
+			log(m);
+		});
+		if (key is { } k) {
+			lock (CacheLock)
+				cache = (k, conf, errors);
+		}
+		return conf;
 	}
 
 	/// <summary>Parses the file's text; a bad line is logged and skipped, never fatal.</summary>

@@ -16,6 +16,7 @@ static class Listener
 
 	public static async Task<int> RunAsync(Options opt)
 	{
+		Conf.Reuse = true; // smtpd.conf is still looked at for every connection, but parsed only when it changed
 		var socks = new List<Socket>();
 		foreach (var ds in opt.Listen) {
 			if (Announce(ds, out var err) is not { } s) {

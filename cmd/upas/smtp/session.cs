@@ -107,6 +107,8 @@ sealed partial class Session
 			}
 			await EndTls();
 			return h.Code;
+		} finally {
+			io.Close();
 		}
 	}
 

@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Net.Security;
+using System.Net.Sockets;
 using System.Text;
 
 namespace Upas.Smtpd;
@@ -7,14 +10,16 @@ enum ReadStatus { Ok, TooLong, Eof, Timeout }
 /// <summary>
 /// The connection's byte streams with one input buffer: command lines, raw data for DATA, replies.
 /// Output is buffered and flushed only before a read would wait, so pipelined commands get their
-/// replies in one write (RFC 2920).
+/// replies in one write (RFC 2920). The input buffer is rented only while it holds input or a read is
+/// filling it: an idle session on a socket waits with a zero-byte read and holds no buffer (issue 11).
 /// </summary>
 sealed class SmtpIO(Stream input, Stream output)
 {
 	public const int MaxCommandLine = 4096;
 	const int MaxQueued = 64 * 1024;
+	const int BufSize = 64 * 1024;
 	Stream inp = input, outp = output;
-	readonly byte[] buf = new byte[64 * 1024];
+	byte[] buf = [];	// from ArrayPool.Shared while rented
 	int start, end;
 	Task<int>? pending;
 	bool eof;
@@ -56,9 +61,10 @@ sealed class SmtpIO(Stream input, Stream output)
 			return;
 		}
 		try {
-			var w = WriteAll(outbuf.ToArray());
-			// a client that never reads would block us for ever: it must not hold its slot
-			if (await Task.WhenAny(w, Task.Delay(WriteLimit())) != w) {
+			var w = WriteAll(outbuf.GetBuffer().AsMemory(0, (int)outbuf.Length));
+			// a client that never reads would block us for ever: it must not hold its slot. The usual write
+			// completes at once and needs no timer (a Task.Delay would live on for the whole limit).
+			if (!w.IsCompleted && !await Finishes(w, WriteLimit())) {
 				Broken = WriteTimedOut = true;
 				_ = w.ContinueWith(t => t.Exception, TaskScheduler.Default); // ends when the connection is closed
 			} else
@@ -69,7 +75,20 @@ sealed class SmtpIO(Stream input, Stream output)
 		outbuf.SetLength(0);
 	}
 
-	async Task WriteAll(byte[] b)
+	/// <summary>Whether t ends within limit; its timer goes away with it, not at the end of the limit.</summary>
+	static async Task<bool> Finishes(Task t, TimeSpan limit)
+	{
+		try {
+			await t.WaitAsync(limit);
+		} catch (TimeoutException) {
+			return false;
+		} catch {
+			// t failed: the caller awaits it and sees why
+		}
+		return true;
+	}
+
+	async Task WriteAll(ReadOnlyMemory<byte> b)
 	{
 		await outp.WriteAsync(b);
 		await outp.FlushAsync();
@@ -96,6 +115,13 @@ sealed class SmtpIO(Stream input, Stream output)
 	async Task<int> ReadSome(int at)
 	{
 		try {
+			if (at == 0 && WaitsWithoutBuffer(inp)) {
+				// nothing buffered: wait for the client's next bytes without holding 64 KB
+				Release();
+				_ = await inp.ReadAsync(Memory<byte>.Empty); // 0: data waits, or end of input (the next read says which)
+			}
+			if (buf.Length == 0)
+				buf = ArrayPool<byte>.Shared.Rent(BufSize);
 			return await inp.ReadAsync(buf.AsMemory(at, buf.Length - at));
 		} catch (IOException) {
 			return 0;
@@ -106,6 +132,28 @@ sealed class SmtpIO(Stream input, Stream output)
 		}
 	}
 
+	// a socket (or TLS over one) can wait for data with a zero-byte read; a pipe would return 0 at once
+	static bool WaitsWithoutBuffer(Stream s) => s is NetworkStream or SslStream;
+
+	/// <summary>Gives the input buffer back to the pool; only when it is empty and no read is filling it.</summary>
+	void Release()
+	{
+		if (buf.Length == 0 || start != end)
+			return;
+		ArrayPool<byte>.Shared.Return(buf);
+		buf = [];
+		start = end = 0;
+	}
+
+	/// <summary>At the end of the session: the buffer goes back to the pool unless a read still fills it.</summary>
+	public void Close()
+	{
+		if (pending is null || pending.IsCompleted) {
+			start = end; // what is left unread is never read
+			Release();
+		}
+	}
+
 	/// <summary>Reads more input into the buffer; false on end of input or timeout.</summary>
 	public async Task<ReadStatus> FillAsync(TimeSpan timeout)
 	{
@@ -113,11 +161,8 @@ sealed class SmtpIO(Stream input, Stream output)
 		if (Broken)
 			return ReadStatus.Eof;
 		var t = StartRead();
-		if (!t.IsCompleted) {
-			var done = await Task.WhenAny(t, Task.Delay(timeout));
-			if (done != t)
-				return ReadStatus.Timeout;
-		}
+		if (!t.IsCompleted && !await Finishes(t, timeout))
+			return ReadStatus.Timeout;
 		pending = null;
 		var n = await t;
 		if (n <= 0) {

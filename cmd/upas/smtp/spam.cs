@@ -185,8 +185,11 @@ sealed class Policy
 
 	static string? ReadLib(string plan9path)
 	{
+		var path = Root.Path9(plan9path);
+		if (!File.Exists(path))
+			return null; // most sites have none of these files: one stat, not an exception per connection
 		try {
-			return File.ReadAllText(Root.Path9(plan9path));
+			return File.ReadAllText(path);
 		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 			return null;
 		}
