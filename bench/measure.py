@@ -105,7 +105,7 @@ class MemSampler:
 
 	def __init__(self, root, every=0.1):
 		self.root, self.every = root, every
-		self.rss = self.pss = 0
+		self.rss = self.pss = self.one = 0	# peaks: summed RSS, summed PSS, RSS of the largest process
 		self._stop = threading.Event()
 		self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -117,6 +117,7 @@ class MemSampler:
 				if st:
 					rss += st[2]
 					pss += pss_bytes(p)
+					self.one = max(self.one, st[2])
 			self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
 			if self._stop.wait(self.every):
 				return
