@@ -44,7 +44,7 @@ def main():
 		print(f"send -r glenda < {MB} MiB message: {secs:.1f} s; peak RSS (getrusage of its children, "
 			f"the largest process) {peak / 1024:.1f} MB{'' if peak > before else ' (not above an earlier child: see smtpd line)'}")
 	finally:
-		srv.stop()
+		srv.close()
 
 
 if __name__ == "__main__":

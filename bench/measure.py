@@ -197,26 +197,33 @@ class Ours:
 		self.mbox = None if mailer else f"{self.dir}/mail/box/glenda/mbox"	# -m: nothing reaches a mailbox
 		self.rcpt = "glenda@example.com"
 		self.port = free_port()
-		argv = [f"{self.dir}/bin/upas/smtpd", "-L", f"tcp!127.0.0.1!{self.port}"]
+		self.argv = [f"{self.dir}/bin/upas/smtpd", "-L", f"tcp!127.0.0.1!{self.port}"]
 		if mailer:
 			path = f"{self.dir}/{os.path.basename(mailer[0])}"
 			with open(path, "w") as f:
 				f.write(mailer[1])
 			os.chmod(path, 0o755)
-			argv[1:1] = ["-m", path]
-		env = dict(os.environ, PLAN9=self.dir)
-		self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)
+			self.argv[1:1] = ["-m", path]
+		self.proc = None
+		self.start()
+
+	def start(self):
+		"""A fresh listener (the tree, its mailbox and logs stay)."""
+		self.proc = subprocess.Popen(self.argv, env=dict(os.environ, PLAN9=self.dir), stdin=subprocess.DEVNULL)
 		self.pid = self.proc.pid
 		wait_port(self.port, self.proc)
 
 	def stop(self):
-		if self.proc.poll() is None:
+		if self.proc is not None and self.proc.poll() is None:
 			self.proc.terminate()
 			try:
 				self.proc.wait(10)
 			except subprocess.TimeoutExpired:
 				self.proc.kill()
 				self.proc.wait()
+
+	def close(self):
+		self.stop()
 		shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -295,12 +302,15 @@ class Postfix:
 			f.write(POSTFIX_MASTER.format(port=self.port))
 		self.mbox = f"{d}/spool/root"
 		self.rcpt = "root@localhost"
+		self.proc = None	# master is not our child: its pid is in queue/pid/master.pid
 		self._postfix("check")
+		self.start()
+
+	def start(self):
 		self._postfix("start")
 		wait_port(self.port)
-		with open(f"{d}/queue/pid/master.pid") as f:
+		with open(f"{self.dir}/queue/pid/master.pid") as f:
 			self.pid = int(f.read().split()[0])
-		self.proc = None
 
 	def _postfix(self, cmd):
 		r = subprocess.run(["postfix", "-c", f"{self.dir}/etc", cmd], capture_output=True, text=True)
@@ -308,10 +318,15 @@ class Postfix:
 			die(f"postfix -c {self.dir}/etc {cmd}: {r.stderr.strip()}")
 
 	def stop(self):
+		"""postfix stop, then wait until master and every process of the instance are gone."""
+		pids = tree(self.pid)
 		subprocess.run(["postfix", "-c", f"{self.dir}/etc", "stop"], capture_output=True)
-		end = time.monotonic() + 10
-		while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < end:
+		end = time.monotonic() + 20
+		while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < end:
 			time.sleep(0.05)
+
+	def close(self):
+		self.stop()
 		shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -321,17 +336,22 @@ class Sink:
 	def __init__(self):
 		self.name = "smtp-sink"
 		self.port = free_port()
+		self.mbox = None
+		self.rcpt = "glenda@example.com"
+		self.start()
+
+	def start(self):
 		self.proc = subprocess.Popen(["smtp-sink", "-u", "postfix", f"127.0.0.1:{self.port}", "1000"],
 			stdin=subprocess.DEVNULL)
 		self.pid = self.proc.pid
-		self.mbox = None
-		self.rcpt = "glenda@example.com"
 		wait_port(self.port, self.proc)
 
 	def stop(self):
 		if self.proc.poll() is None:
 			self.proc.terminate()
 			self.proc.wait()
+
+	close = stop
 
 
 # --- a client for one message at a time -------------------------------------------------------
