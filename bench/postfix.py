@@ -124,8 +124,8 @@ def spread(xs, fmt):
 def main():
 	t_start = time.monotonic()
 	load0 = os.getloadavg()
-	commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s"], capture_output=True,
-		text=True).stdout.strip()
+	commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s", "--", ".", ":(exclude)bench"],
+		capture_output=True, text=True).stdout.strip()	# the code measured: the last commit outside bench/
 	servers = {}
 	try:
 		for name in TARGETS:
@@ -156,7 +156,7 @@ def main():
 
 	out = []
 	w = out.append
-	w(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}; {os.cpu_count()} cores, "
+	w(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, code at commit {commit}; {os.cpu_count()} cores, "
 		f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end; {RUNS} interleaved runs of "
 		f"{N} messages per cell (smtp-source, one message per session); {elapsed:.0f} s in all. "
 		"Every cell on a freshly started server after a warm-up of one message per session (at least 10). "
