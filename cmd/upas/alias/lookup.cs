@@ -75,7 +75,7 @@ static class Aliasmail
 		var sys = SysName.Get();
 		var names = new List<string> { sys };
 		try {
-			foreach (var line in File.ReadLines(Root.Path9("/mail/lib/smtpd.conf"))) {
+			foreach (var line in FileText.Read(Root.Path9("/mail/lib/smtpd.conf")).Split(["\r\n", "\n", "\r"], StringSplitOptions.None)) {
 				var t = ConfTokens.Split(line);
 				if (t.Count >= 2 && t[0] == "defaultdomain")
 					names.Add(sys + "." + t[1]);

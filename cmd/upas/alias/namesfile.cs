@@ -21,7 +21,7 @@ static class NamesFile
 	{
 		string text;
 		try {
-			text = File.ReadAllText(path, Encoding.UTF8);
+			text = FileText.Read(path);
 		} catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) {
 			yield break;
 		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {

@@ -78,7 +78,7 @@ sealed class Content : IDisposable
 	/// <summary>Builds a Content as its bytes arrive, never holding more than 64 KB of it in memory; disposing an unfinished one drops its spool.</summary>
 	public sealed class Writer(long max) : IDisposable
 	{
-		byte[]? head = new byte[Chunk];
+		byte[]? head = new byte[4096]; // grown to 64 KB as needed: most messages are a few KB
 		int n;
 		Spool? spool;
 		long spooled;
@@ -91,6 +91,10 @@ sealed class Content : IDisposable
 			if (Length + b.Length > max)
 				return false;
 			var h = head ?? throw new InvalidOperationException("finished");
+			if (n + b.Length > h.Length && h.Length < Chunk) {
+				Array.Resize(ref h, (int)Math.Min(Chunk, Math.Max(2L * h.Length, n + b.Length)));
+				head = h;
+			}
 			var k = Math.Min(b.Length, h.Length - n);
 			b[..k].CopyTo(h.AsSpan(n));
 			n += k;

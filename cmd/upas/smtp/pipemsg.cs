@@ -99,10 +99,19 @@ sealed partial class Session
 	{
 		var dots = new DotReader(conf.MaxMessage, DotReader.DefaultMaxLine);
 		var header = new MemoryStream();
+		var outbuf = System.Buffers.ArrayPool<byte>.Shared.Rent(DotReader.MaxOutput(64 * 1024)); // not a fresh 128 KB per message
+		try {
+			await Transfer(sink, txSender, txRcpts, state, dots, header, outbuf);
+		} finally {
+			System.Buffers.ArrayPool<byte>.Shared.Return(outbuf);
+		}
+	}
+
+	async Task Transfer(IMessageSink sink, string txSender, List<string> txRcpts, Verdict state, DotReader dots, MemoryStream header, byte[] outbuf)
+	{
 		var headerDone = false;
 		long written = 0;
 		string? pipeError = null;
-		var outbuf = new byte[DotReader.MaxOutput(64 * 1024)];
 		var timeout = TimeSpan.FromSeconds(conf.DataTimeout);
 
 		var hops = new HopCounter(afterFromLine: true);

@@ -189,7 +189,7 @@ sealed class Policy
 		if (!File.Exists(path))
 			return null; // most sites have none of these files: one stat, not an exception per connection
 		try {
-			return File.ReadAllText(path);
+			return FileText.Read(path);
 		} catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
 			return null;
 		}
