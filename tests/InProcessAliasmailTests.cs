@@ -76,7 +76,7 @@ public class InProcessAliasmailTests
 		st.WaitForExit(10_000);
 		var calls = File.ReadAllLines(log).Where(x => x.Contains("execve(") || x.Contains("fork(")).ToList();
 		Assert.That(calls, Is.Empty, string.Join("\n", calls));
-		Assert.That(File.ReadAllText(t.P("/sys/log/mail")), Does.Contain("delivered alice From plan9.org!alice ").And.Contain(" (team) "));
+		Assert.That(File.ReadAllText(t.P("/sys/log/mail")), Does.Contain("delivered alice From plan9.org!alice ").And.Contain(" (9fans.net!team) "));
 	}
 
 	[Test]
