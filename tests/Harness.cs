@@ -109,6 +109,16 @@ sealed class Tree : IDisposable
 
 		""";
 
+	/// <summary>A tree for send: an empty /sys/log/mail and a mailbox directory for each user.</summary>
+	public static Tree WithMailboxes(params string[] users)
+	{
+		var t = new Tree();
+		t.Write("/sys/log/mail", "");
+		foreach (var u in users)
+			Directory.CreateDirectory(t.P("/mail/box/" + u));
+		return t;
+	}
+
 	public Tree(string? conf = null, string peer = "127.0.0.2", string local = "127.0.0.1")
 	{
 		Dir = Path.Join(Path.GetTempPath(), "upas-test-" + Guid.NewGuid().ToString("N")[..12]);

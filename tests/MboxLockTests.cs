@@ -19,14 +19,7 @@ public class MboxLockTests
 	[DllImport("libc", SetLastError = true)]
 	static extern int flock(int fd, int op);
 
-	static Tree NewTree(params string[] users)
-	{
-		var t = new Tree();
-		t.Write("/sys/log/mail", "");
-		foreach (var u in users)
-			Directory.CreateDirectory(t.P("/mail/box/" + u));
-		return t;
-	}
+	static Tree NewTree(params string[] users) => Tree.WithMailboxes(users);
 
 	/// <summary>A process holding L.mbox of a box as a mail reader would, until disposed.</summary>
 	sealed class Held : IDisposable

@@ -11,14 +11,7 @@ public partial class SendTests
 {
 	const string Env = "From example.org!alice Mon Nov 24 01:21:00 EST 2025 remote from \n";
 
-	static Tree NewTree(params string[] users)
-	{
-		var t = new Tree();
-		t.Write("/sys/log/mail", "");
-		foreach (var u in users)
-			Directory.CreateDirectory(t.P("/mail/box/" + u));
-		return t;
-	}
+	static Tree NewTree(params string[] users) => Tree.WithMailboxes(users);
 
 	static (string Out, string Err, int Exit) Send(Tree t, string input, params string[] args)
 	{

@@ -60,14 +60,7 @@ public class StreamingTests
 	[OneTimeTearDown]
 	public void Remove() => Directory.Delete(dir, true);
 
-	static Tree NewTree(params string[] users)
-	{
-		var t = new Tree();
-		t.Write("/sys/log/mail", "");
-		foreach (var u in users)
-			Directory.CreateDirectory(t.P("/mail/box/" + u));
-		return t;
-	}
+	static Tree NewTree(params string[] users) => Tree.WithMailboxes(users);
 
 	/// <summary>send with the message file on stdin, under python3, which reports the peak RSS (ru_maxrss, KB) of its children.</summary>
 	(long RssKb, string Err, int Exit) SendMeasured(Tree t, params string[] args)
