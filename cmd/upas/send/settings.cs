@@ -1,5 +1,3 @@
-using Mono.Unix.Native;
-
 namespace Upas.Send;
 
 /// <summary>
@@ -40,15 +38,13 @@ sealed record Settings(string Sys, Route.LocalNames Local, Rewrite? Rules, strin
 /// </summary>
 sealed class SettingsCache
 {
-	readonly record struct Stamp(bool Exists, ulong Dev, ulong Ino, long Size, long Mtime, long MtimeNsec, long Ctime, long CtimeNsec);
-
-	(Stamp[] Stamps, Settings Settings)? cur;
+	(FileStamp?[] Stamps, Settings Settings)? cur;
 	readonly Lock gate = new();
 
 	/// <summary>The settings now, with the lines reading the rules logged to /sys/log/mail.</summary>
 	public Settings Get()
 	{
-		var stamps = Settings.Files.Select(f => StampOf(Root.Path9(f))).ToArray();
+		var stamps = Settings.Files.Select(f => FileStamp.Of(Root.Path9(f))).ToArray();
 		Settings s;
 		lock (gate) {
 			if (cur is not { } c || !c.Stamps.AsSpan().SequenceEqual(stamps)) {
@@ -60,8 +56,4 @@ sealed class SettingsCache
 			Syslog.Log("mail", m);
 		return s;
 	}
-
-	static Stamp StampOf(string path) =>
-		Syscall.stat(path, out var st) != 0 ? default
-		: new Stamp(true, st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec);
 }

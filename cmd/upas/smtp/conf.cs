@@ -62,19 +62,17 @@ sealed class Conf
 	public static bool Reuse { get; set; }
 
 	static readonly Lock CacheLock = new();
-	static (FileKey Key, Conf Conf, List<string> Errors)? cache;
-
-	readonly record struct FileKey(ulong Dev, ulong Ino, long Size, long Mtime, long MtimeNsec, long Ctime, long CtimeNsec);
+	static (FileStamp Key, Conf Conf, List<string> Errors)? cache;
 
 	/// <summary>Reads /mail/lib/smtpd.conf under the root; a missing file means the defaults.</summary>
 	public static Conf Load(Action<string> log)
 	{
 		var path = Root.Path9("/mail/lib/smtpd.conf");
-		FileKey? key = null;
+		FileStamp? key = null;
 		if (Reuse) {
 			// stat before reading: a change after it gives a new key, so no stale text is ever kept under it
 			if (Syscall.stat(path, out var st) == 0) {
-				key = new FileKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec);
+				key = FileStamp.From(st);
 				lock (CacheLock) {
 					if (cache is { } c && c.Key == key) {
 						c.Errors.ForEach(log);
