@@ -199,6 +199,24 @@ public class DkimVerifyHostileTests
 	}
 
 	[Test]
+	public void FinishTwiceAndFeedAfterFinish()
+	{
+		var dns = new TableDns().Txt("sel._domainkey.example.com", DkimTests.Ed.Value.DnsRecord());
+		var v = new DkimVerifier();
+		v.Feed(Encoding.Latin1.GetBytes(EdSigned.Value));
+		var first = v.FinishAsync(dns, CancellationToken.None).Result;
+		v.Feed("more"u8);
+		Assert.That(v.FinishAsync(dns, CancellationToken.None).Result, Is.SameAs(first));
+		Assert.That(first.Single().Result, Is.EqualTo(DkimResult.Pass));
+		Assert.That(dns.Queries, Is.EqualTo(1));
+		var s = new DkimSigner([new DkimSigning("example.com", "sel", DkimTests.Ed.Value)], DkimTests.Now);
+		s.Header("From: a@example.com\n"u8);
+		var f = s.Finish();
+		s.Body("late\n"u8);
+		Assert.That(s.Finish(), Is.EqualTo(f));
+	}
+
+	[Test]
 	public void RandomBytesNeverThrow()
 	{
 		var rnd = new Random(12);
@@ -213,5 +231,36 @@ public class DkimVerifyHostileTests
 			foreach (var x in o)
 				Assert.That(x.Detail + x.Domain + x.Selector + x.Algorithm, Does.Match("^[ -~]*$"), "printable");
 		}
+	}
+}
+
+/// <summary>The body is hashed as it streams, never kept: a large message costs time per byte, not memory.</summary>
+public class DkimVerifyStreamingTests
+{
+	[Test]
+	public void HundredMebibyteBodyStreamsInBoundedMemory()
+	{
+		var msg = Encoding.Latin1.GetString(Ours.Sign("From: a@example.com\nSubject: big\n", "x\n", DkimTests.Now,
+			new DkimSigning("example.com", "sel", DkimTests.Ed.Value)));
+		// a second signature with simple canonicalization: two body hashes run side by side
+		var field = msg[..msg.IndexOf("From:", StringComparison.Ordinal)].Replace("c=relaxed/relaxed", "c=simple/simple");
+		var top = Encoding.Latin1.GetBytes(field + msg[..(msg.IndexOf("\n\n", StringComparison.Ordinal) + 2)]);
+		var line = Encoding.Latin1.GetBytes("Lorem ipsum  dolor sit amet,\tconsectetur adipiscing elit, sed do eiusmod tempor\r\n");
+		var chunk = new byte[64 * 1024];
+		for (var i = 0; i + line.Length <= chunk.Length; i += line.Length)
+			line.CopyTo(chunk, i);
+		var v = new DkimVerifier();
+		v.Feed(top);
+		var before = GC.GetAllocatedBytesForCurrentThread();
+		var sw = System.Diagnostics.Stopwatch.StartNew();
+		for (var n = 0; n < 1600; n++)	// 100 MiB
+			v.Feed(chunk);
+		var took = sw.Elapsed;
+		var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+		var o = v.FinishAsync(new TableDns().Txt("sel._domainkey.example.com", DkimTests.Ed.Value.DnsRecord()), CancellationToken.None).Result;
+		Assert.That(o.Select(x => x.Detail), Is.EqualTo(new[] { "body hash did not verify", "body hash did not verify" }));
+		Assert.That(allocated, Is.LessThan(64 * 1024), "bytes allocated while hashing 100 MiB");
+		TestContext.Out.WriteLine($"100 MiB, 2 body hashes: {took.TotalMilliseconds:F0} ms");
+		Assert.That(took, Is.LessThan(TimeSpan.FromSeconds(20)));
 	}
 }
