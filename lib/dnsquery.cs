@@ -54,10 +54,10 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 		: Ask(name, QueryType.A, r => (r as ARecord)?.Address, ct);
 
 	public Task<DnsAnswer<string>> MxAsync(string name, CancellationToken ct) =>
-		Ask(name, QueryType.MX, r => r is MxRecord m ? Bare(m.Exchange.Value) : null, ct);
+		Ask(name, QueryType.MX, r => r is MxRecord m ? Bare(m.Exchange.Original) : null, ct);
 
 	public Task<DnsAnswer<string>> PtrAsync(IPAddress ip, CancellationToken ct) =>
-		Ask(ReverseName(ip), QueryType.PTR, r => r is PtrRecord p ? Bare(p.PtrDomainName.Value) : null, ct);
+		Ask(ReverseName(ip), QueryType.PTR, r => r is PtrRecord p ? Bare(p.PtrDomainName.Original) : null, ct);
 
 	/// <summary>"4.3.2.1.in-addr.arpa" or the ip6.arpa nibble name; an IPv4-mapped address is its IPv4 one.</summary>
 	public static string ReverseName(IPAddress ip)
@@ -98,13 +98,13 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 			// the records owned by the name or by the end of its CNAME chain inside this answer
 			var owner = name;
 			var seen = 0;
-			while (seen++ < MaxCnames && r.Answers.OfType<CNameRecord>().FirstOrDefault(c => Same(c.DomainName.Value, owner)) is { } cn)
-				owner = Bare(cn.CanonicalName.Value);
+			while (seen++ < MaxCnames && r.Answers.OfType<CNameRecord>().FirstOrDefault(c => Same(c.DomainName.Original, owner)) is { } cn)
+				owner = Bare(cn.CanonicalName.Original);
 			var list = new List<T>();
 			foreach (var rr in r.Answers) {
 				if (list.Count >= MaxRecords)
 					break;
-				if (Same(rr.DomainName.Value, owner) && pick(rr) is { } v)
+				if (Same(rr.DomainName.Original, owner) && pick(rr) is { } v)
 					list.Add(v);
 			}
 			if (list.Count > 0)
