@@ -30,7 +30,8 @@ public interface IDnsQuery
 /// <summary>
 /// IDnsQuery over DnsClient (Upas.Resolver.Client: smtpd.conf dnsserver, else $dnsserver, else resolv.conf).
 /// NXDOMAIN → NxDomain; NOERROR without records of the type → NoData; SERVFAIL, REFUSED, a timeout, a failed
-/// TCP retry of a truncated answer, or cancellation → TempError. CNAME chains in the answer are followed.
+/// TCP retry of a truncated answer, an answer that cannot be parsed, or cancellation → TempError. CNAME chains
+/// in the answer are followed; a record repeated in an answer is kept once.
 /// </summary>
 public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 {
@@ -100,10 +101,12 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 			while (seen++ < MaxCnames && r.Answers.OfType<CNameRecord>().FirstOrDefault(c => Same(c.DomainName.Original, owner)) is { } cn)
 				owner = Bare(cn.CanonicalName.Original);
 			var list = new List<T>();
+			var seenData = new HashSet<string>(StringComparer.Ordinal);
 			foreach (var rr in r.Answers) {
 				if (list.Count >= MaxRecords)
 					break;
-				if (Same(rr.DomainName.Original, owner) && pick(rr) is { } v)
+				// an RRset is a set (RFC 2181 §5): a repeated record once (MX records differ by preference too)
+				if (Same(rr.DomainName.Original, owner) && pick(rr) is { } v && seenData.Add(rr is MxRecord m ? $"{m.Preference} {v}" : v.ToString()!))
 					list.Add(v);
 			}
 			if (list.Count > 0)

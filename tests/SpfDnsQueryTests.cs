@@ -28,7 +28,9 @@ public sealed class SpfDnsQueryTests
 			.Aaaa("six.test", "2001:db8::1")
 			.A("target.test", "192.0.2.7")
 			.Cname("alias.test", "target.test")
-			.Timeout("refused.test");
+			.Timeout("refused.test")
+			.A("dup.test", "192.0.2.8").A("dup.test", "192.0.2.8")
+			.Mx("dupmx.test", 10, "mx.test").Mx("dupmx.test", 20, "mx.test").Mx("dupmx.test", 10, "mx.test");
 		for (var i = 2; i < 160; i++)
 			z.A("many.test", $"192.0.2.{i}");
 		dns = new Dnsmasq([.. z.Records, DnsRecord.A("nodata.test", "192.0.2.9"), DnsRecord.Silent("silent.test"),
@@ -76,6 +78,13 @@ public sealed class SpfDnsQueryTests
 		Assert.That((await q.PtrAsync(IPAddress.Parse("::ffff:192.0.2.5"), default)).Records, Is.EqualTo(new[] { "host.test" }), "IPv4-mapped");
 		Assert.That((await q.PtrAsync(IPAddress.Parse("2001:db8::1"), default)).Records, Is.EqualTo(new[] { "six.test" }));
 		Assert.That((await q.PtrAsync(IPAddress.Parse("192.0.2.6"), default)).Status, Is.EqualTo(DnsStatus.NxDomain));
+	}
+
+	[Test]
+	public async Task ARepeatedRecordIsKeptOnce()
+	{
+		Assert.That((await q.AddressAsync("dup.test", false, default)).Records, Is.EqualTo(new[] { IPAddress.Parse("192.0.2.8") }));
+		Assert.That((await q.MxAsync("dupmx.test", default)).Records, Is.EqualTo(new[] { "mx.test", "mx.test" }), "two preferences: two records");
 	}
 
 	[Test]
