@@ -22,7 +22,7 @@ static class DkimSign
 	/// </summary>
 	public static string? Sign(Converter conv, string? toLine, Action? onChunk)
 	{
-		var keys = Keys(conv.FromDomain());
+		var keys = Keys(conv.FromDomain);
 		if (keys.Count == 0)
 			return null;
 		try {
@@ -59,12 +59,11 @@ static class DkimSign
 		}
 	}
 
-	/// <summary>The usable keys for a From: domain (at most one per algorithm, in table order); bad lines and keys logged.</summary>
-	static List<DkimSigning> Keys(string? fromDomain)
+	/// <summary>The usable keys for the message's From: domain (at most one per algorithm, in table order); bad lines and keys logged.
+	/// The domain is asked for only when there is a table: without one smtp does nothing more than before.</summary>
+	static List<DkimSigning> Keys(Func<string?> fromDomain)
 	{
 		var keys = new List<DkimSigning>();
-		if (fromDomain is null)
-			return keys;
 		string text;
 		try {
 			text = FileText.Read(Root.Path9(DkimTable.File9));
@@ -77,7 +76,9 @@ static class DkimSign
 		var table = DkimTable.Parse(text);
 		foreach (var (line, why) in table.Errors)
 			Log($"{DkimTable.File9}:{line}: {why}: line ignored");
-		var lines = table.For(fromDomain);
+		if (table.Entries.Count == 0 || fromDomain() is not { } domain)
+			return keys;
+		var lines = table.For(domain);
 		var failed = new List<string>();
 		foreach (var e in lines) {
 			if (Load(e, out var why) is not { } key) {
