@@ -270,6 +270,43 @@ public class DkimSignTests
 		Assert.That(SignWire.Signatures(SignWire.Unstuff(second.Stdout)), Is.Empty);
 	}
 
+	/// <summary>A pipe on stdin and no spool file to be had: nothing is read yet, so the message goes, unsigned.</summary>
+	[Test]
+	public void NoSpoolFileSendsUnsigned()
+	{
+		using var s = new SignTree();
+		s.Keys("ed25519");
+		var msg = L(Msg("alice@example.com"));
+		var r = Smtp.Run(s.T, msg, Filter, new Dictionary<string, string> { ["TMPDIR"] = s.T.P("/nosuchdir") });
+		Assert.That((r.Exit, r.Err), Is.EqualTo((0, "")));
+		Assert.That(r.Out, Does.StartWith("From: alice@example.com\r\n").And.EndWith("\r\n\r\nbody line\r\n..dotline\r\n\r\n"));
+		Assert.That(s.DkimLog(), Is.EqualTo(new[] { $"dkim: not signed for example.com: cannot create a spool file in {s.T.P("/nosuchdir")}/: No such file or directory" }));
+		// from a file nothing needs spooling
+		File.WriteAllBytes(s.T.P("/msg"), msg);
+		var f = s.RunFromFile(s.T.P("/msg"), Filter);
+		Assert.That(SignDkimPy.Verify(s.T, SignWire.Unstuff(f.Stdout), s.Records), Is.EqualTo(new[] { Ed }));
+	}
+
+	/// <summary>The tree's own table, which mk install puts in place when there is none: comments only, so nothing is signed.</summary>
+	[Test]
+	public void TheShippedTableIsCommentsOnly()
+	{
+		var shipped = File.ReadAllText(Path.Join(Repo.Dir, "mail/lib/dkim"));
+		var t = Upas.Smtp.DkimTable.Parse(shipped);
+		Assert.That((t.Entries.Count, t.Errors.Count), Is.EqualTo((0, 0)));
+		// and the commented example lines are good lines once uncommented
+		var examples = DkimTableOf(string.Join('\n', shipped.Split('\n').Where(l => l.StartsWith("#example.org", StringComparison.Ordinal)).Select(l => l[1..])));
+		Assert.That((examples.Entries.Count, examples.Errors.Count), Is.EqualTo((2, 0)));
+		using var root = new Tree();
+		var psi = root.Prog("/bin/bash", [Path.Join(Repo.Dir, "sys/lib/upas/mktree"), root.Dir]);
+		var (_, err, x) = Tree.Exec(psi, []);
+		Assert.That((x, err), Is.EqualTo((0, "")));
+		Assert.That(root.Read("/mail/lib/dkim"), Is.EqualTo(shipped));
+		Assert.That((int)File.GetUnixFileMode(root.P("/mail/lib/dkim")), Is.EqualTo(0x1a4));
+	}
+
+	static Upas.Smtp.DkimTable DkimTableOf(string text) => Upas.Smtp.DkimTable.Parse(text);
+
 	// ---- smtp -K ----
 
 	[TestCase("rsa", "k=rsa", 392)]

@@ -52,8 +52,10 @@ static class DkimKeyGen
 		try {
 			using var key = DkimKey.Generate(a.Value, RsaBits);
 			record = key.DnsRecord();
-			if (Syscall.fchmod(fd, (FilePermissions)0x180) != 0 || !Fd.WriteAll(fd, Encoding.ASCII.GetBytes(key.PrivatePem())) || Syscall.fsync(fd) != 0)
-				throw new IOException(Stdlib.strerror(Stdlib.GetLastError()));
+			if (Syscall.fchmod(fd, (FilePermissions)0x180) != 0 || !Fd.WriteAll(fd, Encoding.ASCII.GetBytes(key.PrivatePem())) || Syscall.fsync(fd) != 0) {
+				var e = Stdlib.GetLastError();
+				throw new IOException(Stdlib.strerror(e));
+			}
 		} catch (Exception e) when (e is IOException or DkimKeyException or System.Security.Cryptography.CryptographicException) {
 			Syscall.close(fd);
 			Syscall.unlink(path);	// no half-written key is left to be used
@@ -61,8 +63,9 @@ static class DkimKeyGen
 			return 1;
 		}
 		if (Syscall.close(fd) != 0) {
+			var e = Stdlib.GetLastError();
 			Syscall.unlink(path);
-			err.WriteLine($"smtp: cannot write {path}: {Stdlib.strerror(Stdlib.GetLastError())}");
+			err.WriteLine($"smtp: cannot write {path}: {Stdlib.strerror(e)}");
 			return 1;
 		}
 		Console.Out.Write($"{domain} {selector} {keyfile}\n{selector}._domainkey.{domain}. IN TXT ( {ZoneStrings(record)} )\n");

@@ -36,8 +36,9 @@ static class SecondPass
 				// unbuffered: the converter reads and writes it 64 KB at a time
 				return new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite, 0);
 			}
-			if (Stdlib.GetLastError() != Errno.EEXIST)
-				throw new IOException($"cannot create a spool file in {dir}: {Stdlib.strerror(Stdlib.GetLastError())}");
+			var e = Stdlib.GetLastError();	// once: asking converts it through a call that clears it
+			if (e != Errno.EEXIST)
+				throw new IOException($"cannot create a spool file in {dir}: {Stdlib.strerror(e)}");
 		}
 		throw new IOException($"cannot create a spool file in {dir}");
 	}
