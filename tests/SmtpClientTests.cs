@@ -300,7 +300,8 @@ public class SmtpClientTests
 	public void Usage()
 	{
 		using var t = NewTree();
-		const string usage = "usage: smtp [-aAdfiops] [-b busted-mx] [-g gw] [-h host] [-u user] [.domain] net!host[!service] sender rcpt-list\nPermanent Failure\n";
+		const string usage = "usage: smtp [-aAdfiops] [-b busted-mx] [-g gw] [-h host] [-u user] [.domain] net!host[!service] sender rcpt-list\n"
+			+ "       smtp -K rsa|ed25519 domain selector keyfile\nPermanent Failure\n";
 		foreach (var args in new[] { new string[0], ["tcp!x"], ["tcp!x", "alice"], ["-Z", "tcp!x", "a", "b"], ["-h"] }) {
 			var r = Smtp.Run(t, "", args);
 			Assert.That((r.Exit, r.Err), Is.EqualTo((1, usage)), string.Join(" ", args));

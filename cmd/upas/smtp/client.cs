@@ -426,8 +426,13 @@ sealed class Client(Options o, Names names, string from, string[] rcpts)
 	/// <summary>DATA, the converted message streamed from stdin, the final dot.</summary>
 	string? Data()
 	{
-		var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, from);
+		var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, from, SecondPass.StdinRewind());
 		conv.ReadHeader();
+		// dkim(6): the body is read once to sign it before DATA, so that nothing waits on the server meanwhile
+		if (DkimSign.Sign(conv, toLine, () => alarm.Set(10 * o.Scale)) is { } serr) {
+			reply = serr + "\n";
+			return Status.Retry;
+		}
 		alarm.Set(20 * o.Scale);
 		Send("DATA");
 		var cls = GetReply();

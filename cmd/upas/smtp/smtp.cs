@@ -17,7 +17,8 @@ static class Status
 sealed class Options
 {
 	public const int MaxBusted = 100;
-	public const string Usage = "usage: smtp [-aAdfiops] [-b busted-mx] [-g gw] [-h host] [-u user] [.domain] net!host[!service] sender rcpt-list";
+	public const string Usage = "usage: smtp [-aAdfiops] [-b busted-mx] [-g gw] [-h host] [-u user] [.domain] net!host[!service] sender rcpt-list\n"
+		+ "       smtp -K rsa|ed25519 domain selector keyfile";
 
 	public bool Auth;		// -a (implies -s)
 	public bool Avoidant;		// -A: NOOP before the greeting
@@ -31,6 +32,7 @@ sealed class Options
 	public bool Ping;		// -p
 	public bool Secure;		// -s
 	public string? User;		// -u
+	public string? KeyGen;		// -K: the key type; Rcpts then holds domain selector keyfile
 	public string? Domain;		// .domain
 	public string DestAddr = "";
 	public string Sender = "";
@@ -77,11 +79,19 @@ sealed class Options
 				if ((o.User = a.Value()) is null)
 					return null;
 				break;
+			case 'K':
+				if ((o.KeyGen = a.Value()) is null)
+					return null;
+				break;
 			default:
 				return null;
 			}
 		}
 		var rest = a.Rest;
+		if (o.KeyGen is not null) {
+			o.Rcpts = rest;	// checked by DkimKeyGen
+			return o;
+		}
 		var i = 0;
 		if (rest.Length > 0 && rest[0].StartsWith('.'))
 			o.Domain = rest[i++];
@@ -249,6 +259,8 @@ static class Program
 			Console.Error.WriteLine(Options.Usage);
 			return Exit(Status.Giveup);
 		}
+		if (o.KeyGen is { } alg)
+			return DkimKeyGen.Run(alg, o.Rcpts);
 		var names = Names.Get(o);
 		if (names.Domain is null)
 			Console.Error.WriteLine("smtp: nil domainname_read()");
@@ -266,7 +278,11 @@ static class Program
 
 		if (o.Filter) {
 			using var stdout = new BufferedStream(Console.OpenStandardOutput(), 1 << 16);
-			var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, env.From);
+			var conv = new Converter(Console.OpenStandardInput(), names.HostDomain, env.From, SecondPass.StdinRewind());
+			if (DkimSign.Sign(conv, null, null) is { } serr) {
+				Console.Error.WriteLine($"smtp: {serr}");
+				return Exit(Status.Retry);
+			}
 			conv.Write(stdout, null, null);
 			stdout.Flush();
 			return 0;
