@@ -1,0 +1,183 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using DnsClient;
+using DnsClient.Protocol;
+
+namespace Upas;
+
+/// <summary>How a DNS question was answered. NoData and NxDomain are "void" answers (RFC 7208 §4.6.4).</summary>
+public enum DnsStatus { Ok, NoData, NxDomain, TempError }
+
+/// <summary>An answer: its status and, for Ok, the records of the asked type (never empty then).</summary>
+public sealed record DnsAnswer<T>(DnsStatus Status, IReadOnlyList<T> Records);
+
+/// <summary>The DNS questions SPF, DKIM and DMARC ask. Implementations never throw: failures are TempError.</summary>
+public interface IDnsQuery
+{
+	/// <summary>One string per TXT RR, its character-strings concatenated (raw bytes as Latin-1).</summary>
+	Task<DnsAnswer<string>> TxtAsync(string name, CancellationToken ct);
+
+	/// <summary>A (ipv6 false) or AAAA (ipv6 true) addresses.</summary>
+	Task<DnsAnswer<IPAddress>> AddressAsync(string name, bool ipv6, CancellationToken ct);
+
+	/// <summary>The exchange host names of the MX records, without the final dot, in the order served.</summary>
+	Task<DnsAnswer<string>> MxAsync(string name, CancellationToken ct);
+
+	/// <summary>The PTR names of ip's reverse name, without the final dot.</summary>
+	Task<DnsAnswer<string>> PtrAsync(IPAddress ip, CancellationToken ct);
+}
+
+/// <summary>
+/// IDnsQuery over DnsClient (Upas.Resolver.Client: smtpd.conf dnsserver, else $dnsserver, else resolv.conf).
+/// NXDOMAIN → NxDomain; NOERROR without records of the type → NoData; SERVFAIL, REFUSED, a timeout, a failed
+/// TCP retry of a truncated answer, or cancellation → TempError. CNAME chains in the answer are followed.
+/// </summary>
+public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
+{
+	/// <summary>At most this many records of one answer are kept (a DNS message is ≤ 64 KiB anyway).</summary>
+	public const int MaxRecords = 100;
+
+	/// <summary>At most this many chained CNAMEs, in one answer or across re-queries.</summary>
+	const int MaxCnames = 8;
+
+	/// <summary>How long one question may take, whatever DnsClient's own timeouts and retries do.</summary>
+	public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(12);
+
+	readonly LookupClient client = Resolver.Client(servers);
+
+	public Task<DnsAnswer<string>> TxtAsync(string name, CancellationToken ct) =>
+		Ask(name, QueryType.TXT, r => r is TxtRecord t ? Txt(t) : null, ct);
+
+	public Task<DnsAnswer<IPAddress>> AddressAsync(string name, bool ipv6, CancellationToken ct) => ipv6
+		? Ask(name, QueryType.AAAA, r => (r as AaaaRecord)?.Address, ct)
+		: Ask(name, QueryType.A, r => (r as ARecord)?.Address, ct);
+
+	public Task<DnsAnswer<string>> MxAsync(string name, CancellationToken ct) =>
+		Ask(name, QueryType.MX, r => r is MxRecord m ? Bare(m.Exchange.Value) : null, ct);
+
+	public Task<DnsAnswer<string>> PtrAsync(IPAddress ip, CancellationToken ct) =>
+		Ask(ReverseName(ip), QueryType.PTR, r => r is PtrRecord p ? Bare(p.PtrDomainName.Value) : null, ct);
+
+	/// <summary>"4.3.2.1.in-addr.arpa" or the ip6.arpa nibble name; an IPv4-mapped address is its IPv4 one.</summary>
+	public static string ReverseName(IPAddress ip)
+	{
+		if (ip.IsIPv4MappedToIPv6)
+			ip = ip.MapToIPv4();
+		var b = ip.GetAddressBytes();
+		var sb = new StringBuilder();
+		if (b.Length == 4) {
+			for (var i = 3; i >= 0; i--)
+				sb.Append(b[i]).Append('.');
+			return sb.Append("in-addr.arpa").ToString();
+		}
+		for (var i = 15; i >= 0; i--)
+			sb.Append("0123456789abcdef"[b[i] & 15]).Append('.').Append("0123456789abcdef"[b[i] >> 4]).Append('.');
+		return sb.Append("ip6.arpa").ToString();
+	}
+
+	static string Bare(string name) => name.EndsWith('.') ? name[..^1] : name;
+
+	async Task<DnsAnswer<T>> Ask<T>(string name, QueryType type, Func<DnsResourceRecord, T?> pick, CancellationToken ct)
+	{
+		name = Bare(name);
+		if (!Askable(name))
+			return new(DnsStatus.NxDomain, []);
+		for (var hop = 0; hop <= MaxCnames; hop++) {
+			var r = await Query(name, type, ct);
+			if (r is null)
+				return new(DnsStatus.TempError, []);
+			switch (r.Header.ResponseCode) {
+			case DnsHeaderResponseCode.NoError:
+				break;
+			case DnsHeaderResponseCode.NotExistentDomain:
+				return new(DnsStatus.NxDomain, []);
+			default:
+				return new(DnsStatus.TempError, []);
+			}
+			// the records owned by the name or by the end of its CNAME chain inside this answer
+			var owner = name;
+			var seen = 0;
+			while (seen++ < MaxCnames && r.Answers.OfType<CNameRecord>().FirstOrDefault(c => Same(c.DomainName.Value, owner)) is { } cn)
+				owner = Bare(cn.CanonicalName.Value);
+			var list = new List<T>();
+			foreach (var rr in r.Answers) {
+				if (list.Count >= MaxRecords)
+					break;
+				if (Same(rr.DomainName.Value, owner) && pick(rr) is { } v)
+					list.Add(v);
+			}
+			if (list.Count > 0)
+				return new(DnsStatus.Ok, list);
+			if (Same(owner, name))
+				return new(DnsStatus.NoData, []);
+			name = owner;	// a CNAME whose target the server did not resolve: ask for the target
+			if (!Askable(name))
+				return new(DnsStatus.NxDomain, []);
+		}
+		return new(DnsStatus.TempError, []);	// a CNAME loop or an overlong chain
+	}
+
+	static bool Same(string a, string b) => string.Equals(Bare(a), Bare(b), StringComparison.OrdinalIgnoreCase);
+
+	/// <summary>Whether name can be put in a question: ASCII, labels of 1..63 bytes, 253 bytes in all.</summary>
+	static bool Askable(string name)
+	{
+		if (name.Length is 0 or > 253)
+			return false;
+		foreach (var label in name.Split('.')) {
+			if (label.Length is 0 or > 63)
+				return false;
+		}
+		foreach (var c in name) {
+			if (c <= ' ' || c >= 127)
+				return false;
+		}
+		return true;
+	}
+
+	async Task<IDnsQueryResponse?> Query(string name, QueryType type, CancellationToken ct)
+	{
+		using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+		cts.CancelAfter(Timeout);
+		try {
+			var q = client.QueryAsync(name, type, QueryClass.IN, cts.Token);
+			// the token is not always noticed while DnsClient waits on a socket: bound the wait ourselves too
+			var done = await Task.WhenAny(q, Task.Delay(System.Threading.Timeout.Infinite, cts.Token)).ConfigureAwait(false);
+			if (done != q) {
+				_ = q.ContinueWith(static t => t.Exception, TaskScheduler.Default);	// observe its late failure
+				return null;
+			}
+			return await q.ConfigureAwait(false);
+		} catch (Exception e) when (e is DnsResponseException or OperationCanceledException or SocketException or IOException or TimeoutException or ArgumentException or InvalidOperationException) {
+			return null;
+		}
+	}
+
+	/// <summary>The RR's character-strings concatenated, each byte one Latin-1 char (DnsClient gives them escaped).</summary>
+	static string Txt(TxtRecord t)
+	{
+		var sb = new StringBuilder();
+		foreach (var s in t.EscapedText)
+			Unescape(s, sb);
+		return sb.ToString();
+	}
+
+	/// <summary>Undoes DnsClient's escaping: "\ddd" is a byte, "\c" is c.</summary>
+	internal static void Unescape(string s, StringBuilder sb)
+	{
+		for (var i = 0; i < s.Length; i++) {
+			var c = s[i];
+			if (c == '\\' && i + 1 < s.Length) {
+				if (i + 3 < s.Length && char.IsAsciiDigit(s[i + 1]) && char.IsAsciiDigit(s[i + 2]) && char.IsAsciiDigit(s[i + 3])) {
+					sb.Append((char)((s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 + (s[i + 3] - '0')));
+					i += 3;
+				} else {
+					sb.Append(s[++i]);
+				}
+				continue;
+			}
+			sb.Append(c);
+		}
+	}
+}
