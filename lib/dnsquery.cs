@@ -120,7 +120,7 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 
 	static bool Same(string a, string b) => string.Equals(Bare(a), Bare(b), StringComparison.OrdinalIgnoreCase);
 
-	/// <summary>Whether name can be put in a question: ASCII, labels of 1..63 bytes, 253 bytes in all.</summary>
+	/// <summary>Whether name can be put in a question: printable ASCII (SPF's %_ makes spaces), labels of 1..63 bytes, 253 in all.</summary>
 	static bool Askable(string name)
 	{
 		if (name.Length is 0 or > 253)
@@ -130,7 +130,7 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 				return false;
 		}
 		foreach (var c in name) {
-			if (c <= ' ' || c >= 127)
+			if (c < ' ' || c >= 127)
 				return false;
 		}
 		return true;
