@@ -132,7 +132,7 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 
 		// SPF: decided at MAIL
 		if (spf is { } s) {
-			ar.Add("spf", SpfNames.Name(s.Result), s.Detail, (spfHelo ? "smtp.helo" : "smtp.mailfrom", spfIdentity));
+			ar.Add("spf", SpfNames.Name(s.Result), null, (spfHelo ? "smtp.helo" : "smtp.mailfrom", spfIdentity));
 			log.Append($"spf={SpfNames.Name(s.Result)}({spfIdentity})");
 		} else {
 			ar.Add("spf", "none", "not checked", ("smtp.mailfrom", spfIdentity));
