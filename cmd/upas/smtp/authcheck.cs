@@ -169,7 +169,8 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 		string? policyComment = d.Policy is { } p ? $"p={DmarcRecord.Name(p)} dis={DmarcRecord.Name(d.Disposition)}" : null;
 		var dmarcProps = d.Domain.Length > 0 ? new[] { ("header.from", d.Domain) } : [];
 		ar.Add("dmarc", DmarcCheck.Name(d.Result), policyComment ?? (d.Result == DmarcResult.Fail || d.Domain.Length == 0 ? d.Detail : null), dmarcProps);
-		log.Append($" dmarc={DmarcCheck.Name(d.Result)}({d.Domain}{(policyComment is null ? "" : " " + policyComment)})");
+		var what = string.Join(' ', new[] { d.Domain, policyComment ?? "" }.Where(w => w.Length > 0));
+		log.Append($" dmarc={DmarcCheck.Name(d.Result)}{(what.Length > 0 ? $"({what})" : "")}");
 
 		var fields = ar.Field();
 		string? refusal = null;
