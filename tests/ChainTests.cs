@@ -190,6 +190,10 @@ public class ChainTests
 		Assert.That(text, Does.Match(@"^Message-ID: <[0-9a-f]+@gnot\.cs\.bell-labs\.com>\r\nFrom: (.* <)?glenda@gnot\.cs\.bell-labs\.com>?\r\n"));
 	}
 
+	/// <summary>The Authentication-Results smtpd puts first (issue 12), as a pattern: the chain's domains are outside the test DNS's zones, so SPF and DMARC are temperror.</summary>
+	static string AuthRes(string mailFrom, string fromDomain) =>
+		$"Authentication-Results: 9fans\\.net;\n\tspf=temperror smtp\\.mailfrom={Regex.Escape(mailFrom)};\n\tdkim=none;\n\tdmarc=temperror header\\.from={Regex.Escape(fromDomain)}\n";
+
 	const string Letter = "From: Alice <alice@cs.bell-labs.com>\n" +
 		"To: bob@9fans.net\n" +
 		"Subject: across the chain\n" +
@@ -226,7 +230,7 @@ public class ChainTests
 		var box = Mail.Box(remote, "bob");
 		var msgs = Mail.Split(box);
 		Assert.That(msgs, Has.Count.EqualTo(1), box);
-		var m = Regex.Match(msgs[0], $"^From cs\\.bell-labs\\.com!alice ({Date})\nReceived: from gnot\\.cs\\.bell-labs\\.com \\(\\[127\\.0\\.0\\.1\\]\\) by plan9; ({Date})\n");
+		var m = Regex.Match(msgs[0], $"^From cs\\.bell-labs\\.com!alice ({Date})\n{AuthRes("alice@cs.bell-labs.com", "cs.bell-labs.com")}Received: from gnot\\.cs\\.bell-labs\\.com \\(\\[127\\.0\\.0\\.1\\]\\) by plan9; ({Date})\n");
 		Assert.That(m.Success, Is.True, msgs[0]);
 		Assert.That(msgs[0][m.Length..], Is.EqualTo(Letter.Replace("\nFrom the desk", "\n From the desk") + "\n"));
 		Assert.That(Tree.NoDates(msgs[0]), Does.Not.Contain("\r"));
@@ -247,6 +251,7 @@ public class ChainTests
 		var body = msgs[0][(envelope.Length + 1)..^1].Replace("\n From the desk", "\nFrom the desk");
 		Assert.That(RemoteLog(remote, "smtpd"), Is.EqualTo(new[] {
 			"ehlo from 127.0.0.1 as gnot.cs.bell-labs.com",
+			"authres [gnot.cs.bell-labs.com/127.0.0.1] cs.bell-labs.com!alice spf=temperror(alice@cs.bell-labs.com) dkim=none dmarc=temperror(cs.bell-labs.com)",
 			$"[gnot.cs.bell-labs.com/127.0.0.1] cs.bell-labs.com!alice sent {envelope.Length + " remote from \n".Length + body.Length} bytes to 9fans.net!bob",
 		}));
 		Assert.That(RemoteLog(remote, "mail"), Is.EqualTo(new[] { $"delivered bob From cs.bell-labs.com!alice {m.Groups[1].Value} {body.Length}" }));
@@ -309,11 +314,11 @@ public class ChainTests
 
 		var msgs = Mail.Split(Mail.Box(remote, "bob"));
 		Assert.That(msgs, Has.Count.EqualTo(2));
-		var from = $@"^From cat-v\.org!alice {Date}\nReceived: from client\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\n";
+		var from = $@"^From cat-v\.org!alice {Date}\n{AuthRes("alice@cat-v.org", "cat-v.org")}Received: from client\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\n";
 		Assert.That(msgs[0], Does.Match(from));
 		// swaks ends the data with one more line end of its own
 		Assert.That(Regex.Replace(msgs[0], from, ""), Is.EqualTo(swaksHead + " From the desk of alice\n.leading dot\n>From quoted\ncaf\u00e9\nlast\n\n\n"));
-		var fromCarol = $@"^From cat-v\.org!carol {Date}\nReceived: from carol\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\n";
+		var fromCarol = $@"^From cat-v\.org!carol {Date}\n{AuthRes("carol@cat-v.org", "cat-v.org")}Received: from carol\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\n";
 		Assert.That(msgs[1], Does.Match(fromCarol));
 		Assert.That(Regex.Replace(msgs[1], fromCarol, ""), Is.EqualTo(PythonEntry("carol", 0, 3)));
 
@@ -326,7 +331,7 @@ public class ChainTests
 		Assert.That(msgs, Has.Count.EqualTo(2 * n));
 		var seen = new HashSet<string>();
 		foreach (var msg in msgs) {
-			var m = Regex.Match(msg, $@"^From cat-v\.org!(dave|erin) {Date}\nReceived: from (dave|erin)\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\nFrom: \1@cat-v\.org\nTo: bob@9fans\.net\nSubject: \1 (\d+)\n");
+			var m = Regex.Match(msg, $@"^From cat-v\.org!(dave|erin) {Date}\nAuthentication-Results: 9fans\.net;\n\tspf=temperror smtp\.mailfrom=\1@cat-v\.org;\n\tdkim=none;\n\tdmarc=temperror header\.from=cat-v\.org\nReceived: from (dave|erin)\.cat-v\.org \(\[127\.0\.0\.1\]\) by plan9; {Date}\nFrom: \1@cat-v\.org\nTo: bob@9fans\.net\nSubject: \1 (\d+)\n");
 			Assert.That(m.Success && m.Groups[1].Value == m.Groups[2].Value, Is.True, msg.Length > 300 ? msg[..300] : msg);
 			var who = m.Groups[1].Value;
 			var i = int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture);
@@ -389,7 +394,7 @@ public class ChainTests
 		Assert.That(LocalLog(local, "runq")[2..], Is.EqualTo(new[] { runq[0], "removing " + ctl }));
 		var msgs = Mail.Split(Mail.Box(remote, "bob"));
 		Assert.That(msgs, Has.Count.EqualTo(1));
-		Assert.That(msgs[0], Does.Match($"^From cs\\.bell-labs\\.com!alice {Date}\nReceived: from gnot\\.cs\\.bell-labs\\.com "));
+		Assert.That(msgs[0], Does.Match($"^From cs\\.bell-labs\\.com!alice {Date}\n{AuthRes("alice@cs.bell-labs.com", "cs.bell-labs.com")}Received: from gnot\\.cs\\.bell-labs\\.com "));
 		Assert.That(msgs[0], Does.EndWith("\n\n From the desk of Alice: lunch?\n.a leading dot\n..two dots\n.\n>From stays\ncaf\u00e9 cr\u00e8me, 8-bit\n\ttabbed   and trailing blanks   \n\nlast line\n\n"));
 		Assert.That(RemoteLog(remote, "smtpd").Count(l => l.StartsWith("ehlo from ", StringComparison.Ordinal)), Is.EqualTo(2));
 		Assert.That(listener.Stop(), Is.EqualTo(0));

@@ -206,7 +206,9 @@ public class GreylistTests
 		Age(Marker(t, "bob"), TimeSpan.FromMinutes(10));
 		var sw = Stopwatch.StartNew();
 		Assert.That(Lines(Run(t, Hello + Tx, dns).Out)[^1], Is.EqualTo(Sent));
-		Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(6)));
+		// the greylist's own look-up costs a few seconds; since issue 12 SPF at MAIL waits for the same silent
+		// server too (the resolver's 2 tries of 5 s, then temperror), once per session
+		Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(6 + 12)));
 		Assert.That(t.Read("/mail/grey/whitelist"), Is.EqualTo("127.0.0.2\n"));
 	}
 

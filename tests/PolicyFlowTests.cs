@@ -37,7 +37,9 @@ public class PolicyFlowTests
 		Assert.That(dumps, Has.Length.EqualTo(1));
 		Assert.That(Path.GetFileName(dumps[0]), Does.Match(@"^\d{1,10}$"));
 		Assert.That(Tree.NoDates(File.ReadAllText(dumps[0])), Is.EqualTo(
-			"From spam.test!offers DATE remote from \nReceived: from client.9fans.net ([127.0.0.2]) by testhost; DATE\n" +
+			"From spam.test!offers DATE remote from \n" +
+			"Authentication-Results: example.com;\n\tspf=none smtp.mailfrom=offers@spam.test;\n\tdkim=none;\n\tdmarc=none (no From: field)\n" +
+			"Received: from client.9fans.net ([127.0.0.2]) by testhost; DATE\n" +
 			"From: spam.test!offers\nTo: example.com!bob\nSubject: offer\n\nbuy now\n"));
 		Assert.That(t.Log()[1], Is.EqualTo("Blocked spam.test!offers (client.9fans.net/127.0.0.2) (example.com!bob)"));
 	}
@@ -184,7 +186,9 @@ public class PolicyFlowTests
 		var r = t.Run(Hello + "MAIL FROM:<ceo@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nFrom: CEO <ceo@example.com>\r\nSubject: wire money\r\n\r\nnow\r\n.\r\n", "-f");
 		Assert.That(Lines(r.Out)[^1], Is.EqualTo("250 2.5.0 sent"));
 		Assert.That(Tree.NoDates(t.Captures()[0].Text), Is.EqualTo(
-			"From example.com!ceo DATE remote from \nReceived: from client.9fans.net ([127.0.0.2]) by testhost; DATE\n" +
+			"From example.com!ceo DATE remote from \n" +
+			"Authentication-Results: example.com;\n\tspf=none smtp.mailfrom=ceo@example.com;\n\tdkim=none;\n\tdmarc=none header.from=example.com\n" +
+			"Received: from client.9fans.net ([127.0.0.2]) by testhost; DATE\n" +
 			"X-warning: suspect envelope domain\nX-warning: suspect From: domain\nTo: example.com!bob\n" +
 			"From: CEO <ceo@example.com>\nSubject: wire money\n\nnow\n"));
 	}

@@ -68,6 +68,7 @@ sealed partial class Session
 			return;
 		}
 		authenticated = true;
+		authUser = user;
 		trustedBeforeAuth = policy.Trusted;
 		policy.Trusted = true;
 		Reply("235 2.0.0 Authentication successful");

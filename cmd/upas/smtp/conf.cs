@@ -51,6 +51,12 @@ sealed class Conf
 	/// <summary>maxperip N: sessions the -L listener serves at once for one client address [10].</summary>
 	public int MaxPerIp = 10;
 
+	/// <summary>spf reject: refuse at MAIL a client SPF fails (550 5.7.23), and defer one SPF cannot check (451 4.7.24).</summary>
+	public bool SpfReject;
+
+	/// <summary>dmarc reject: refuse at the end of DATA a DMARC failure under p=reject (550 5.7.1), tag p=quarantine (X-upas-quarantine:), defer a DMARC temperror (451 4.7.1).</summary>
+	public bool DmarcReject;
+
 	/// <summary>dnsserver ADDR[!PORT], …: resolvers for our DNS look-ups instead of the system's; lines accumulate.</summary>
 	public readonly List<string> DnsServers = [];
 
@@ -161,6 +167,10 @@ sealed class Conf
 			}
 			DnsServers.AddRange(args);
 			return null;
+		case "spf":
+			return Policy(args, ref SpfReject);
+		case "dmarc":
+			return Policy(args, ref DmarcReject);
 		case "greetdelay":
 			return Int(args, 0, ref GreetDelay, MaxSeconds);
 		case "maxmsgsize":
@@ -189,6 +199,18 @@ sealed class Conf
 			return "wrong argument count";
 		if (args[0] == "on")
 			flag = true;
+		return null;
+	}
+
+	// "reject" turns the policy on; "none" (the default) leaves it, as "off" does for the flags above
+	static string? Policy(List<string> args, ref bool reject)
+	{
+		if (args.Count != 1)
+			return "wrong argument count";
+		if (args[0] == "reject")
+			reject = true;
+		else if (args[0] != "none")
+			return $"bad policy {args[0]}";
 		return null;
 	}
 

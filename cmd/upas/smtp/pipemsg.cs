@@ -1,4 +1,5 @@
 using System.Text;
+using Upas.Dmarc;
 
 namespace Upas.Smtpd;
 
@@ -113,14 +114,25 @@ sealed partial class Session
 		long written = 0;
 		string? pipeError = null;
 		var timeout = TimeSpan.FromSeconds(conf.DataTimeout);
+		var auth = StartMessageAuth();
+		AuthDecision? decision = null;
+		// a signed message's body waits here (64 KB in memory, the rest in an unlinked file) until its signatures are checked
+		Send.Content.Writer? held = null;
+		string? holdError = null;
 
 		var hops = new HopCounter(afterFromLine: true);
+
+		bool Stopped(int length)
+		{
+			// a looping or refused message: the mailer gets no more of it, and is killed at the end
+			return pipeError is not null || length == 0 || hops.TooMany || decision?.Refusal is not null;
+		}
 
 		async Task Put(ReadOnlyMemory<byte> b)
 		{
 			hops.Feed(b.Span);
-			if (pipeError is not null || b.Length == 0 || hops.TooMany)
-				return; // a looping message is refused at the end: the mailer gets no more of it
+			if (Stopped(b.Length))
+				return;
 			try {
 				await sink.Input.WriteAsync(b);
 				written += b.Length;
@@ -129,40 +141,88 @@ sealed partial class Session
 			}
 		}
 
-		while (!dots.Done) {
-			if (io.Buffered == 0) {
-				var left = deadline - DateTime.Now;
-				var st = await io.FillAsync(left < timeout ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : timeout);
-				if (st != ReadStatus.Ok) {
-					sink.Abort();
-					var what = st == ReadStatus.Timeout ? "timeout" : "network eof";
-					Log(st == ReadStatus.Timeout ? $"note: {txSender}->{txRcpts[0]}: alarm" : $"++[{him}/{rsys}] {txSender} {opt.Mailer} error during pipemsg: {what}; returned 'signal: kill' ");
-					trace.Line("at end of message; didn't see .");
-					Reply("450 4.0.0 mail process terminated abnormally");
-					if (st == ReadStatus.Timeout)
-						Reply($"421 4.4.2 {dom} timeout, closing connection");
-					throw new Hangup(0);
+		bool PutHeld(ReadOnlySpan<byte> b)
+		{
+			hops.Feed(b);
+			if (Stopped(b.Length))
+				return b.Length == 0;
+			try {
+				sink.Input.Write(b);
+				written += b.Length;
+				return true;
+			} catch (Exception e) when (e is IOException or ObjectDisposedException) {
+				pipeError = "write error";
+				return false;
+			}
+		}
+
+		// the header goes out once every result is known: at the end of the header window when there is no signature
+		async Task PutHeader()
+		{
+			var text = Encoding.Latin1.GetString(header.GetBuffer(), 0, (int)header.Length);
+			var h = Rfc822.Parse(text, a => Qualify(a, him));
+			decision = await auth.DecideAsync(h);
+			await Put(MailerInput(text, h, txSender, txRcpts, auth, decision));
+		}
+
+		try {
+			while (!dots.Done) {
+				if (io.Buffered == 0) {
+					var left = deadline - DateTime.Now;
+					var st = await io.FillAsync(left < timeout ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : timeout);
+					if (st != ReadStatus.Ok) {
+						sink.Abort();
+						var what = st == ReadStatus.Timeout ? "timeout" : "network eof";
+						Log(st == ReadStatus.Timeout ? $"note: {txSender}->{txRcpts[0]}: alarm" : $"++[{him}/{rsys}] {txSender} {opt.Mailer} error during pipemsg: {what}; returned 'signal: kill' ");
+						trace.Line("at end of message; didn't see .");
+						Reply("450 4.0.0 mail process terminated abnormally");
+						if (st == ReadStatus.Timeout)
+							Reply($"421 4.4.2 {dom} timeout, closing connection");
+						throw new Hangup(0);
+					}
+				}
+				var chunk = io.Data.Length > 64 * 1024 ? io.Data[..(64 * 1024)] : io.Data;
+				var used = dots.Feed(chunk, outbuf, out var n);
+				if (trace.On)
+					trace.Input(io.Data[..used].ToArray());
+				io.Consume(used);
+				if (n == 0)
+					continue;
+				if (!dots.TooBig && !dots.LineTooLong)
+					auth.Feed(outbuf.AsSpan(0, n));
+				if (!headerDone) {
+					header.Write(outbuf, 0, n);
+					if (!HeaderComplete(header))
+						continue;
+					headerDone = true;
+					if (auth.MustWait)
+						held = new Send.Content.Writer(long.MaxValue);
+					else
+						await PutHeader();
+				} else if (held is not null) {
+					if (holdError is null && !dots.TooBig) {
+						try {
+							held.Append(outbuf.AsSpan(0, n));
+						} catch (Send.TempFail e) {
+							holdError = e.Message;
+						}
+					}
+				} else
+					await Put(outbuf.AsMemory(0, n));
+			}
+			trace.Line("at end of message; saw .");
+			if (!dots.TooBig && !dots.LineTooLong && holdError is null) {
+				if (!headerDone || held is not null)
+					await PutHeader();
+				if (held is not null) {
+					using var body = held.Finish();
+					if (!Stopped(1))
+						await Task.Run(() => body.CopyTo(PutHeld)); // a pipe's blocking writes, off the session's thread
 				}
 			}
-			var chunk = io.Data.Length > 64 * 1024 ? io.Data[..(64 * 1024)] : io.Data;
-			var used = dots.Feed(chunk, outbuf, out var n);
-			if (trace.On)
-				trace.Input(io.Data[..used].ToArray());
-			io.Consume(used);
-			if (n == 0)
-				continue;
-			if (!headerDone) {
-				header.Write(outbuf, 0, n);
-				if (!HeaderComplete(header))
-					continue;
-				headerDone = true;
-				await Put(MailerInput(header, txSender, txRcpts));
-			} else
-				await Put(outbuf.AsMemory(0, n));
+		} finally {
+			held?.Dispose();
 		}
-		if (!headerDone)
-			await Put(MailerInput(header, txSender, txRcpts));
-		trace.Line("at end of message; saw .");
 
 		if (dots.TooBig || dots.LineTooLong) {
 			sink.Abort();
@@ -172,10 +232,24 @@ sealed partial class Session
 				: $"552 5.3.4 Message has a line longer than {DotReader.DefaultMaxLine} bytes");
 			return;
 		}
+		if (holdError is not null) {
+			sink.Abort();
+			Log($"++[{him}/{rsys}] {txSender} cannot hold the message: {holdError}");
+			Reply("451 4.3.0 Cannot hold the message now, try again later");
+			return;
+		}
+		if (decision is not null)
+			Log($"authres [{him}/{rsys}] {txSender} {decision.LogLine}");
 		if (hops.TooMany) {
 			sink.Abort(); // killed before its input ends: send delivers nothing
 			Log($"++[{him}/{rsys}] {txSender} message refused: {hops.Count} Received: fields, a forwarding loop");
 			Reply("554 5.4.6 Too many hops");
+			return;
+		}
+		if (decision?.Refusal is { } refusal) {
+			sink.Abort(); // as for a loop: nothing is delivered
+			Log($"++[{him}/{rsys}] {txSender} message refused: {refusal[4..]}");
+			Reply(refusal);
 			return;
 		}
 		trace.Line("waiting for upas/send to exit");
@@ -235,13 +309,12 @@ sealed partial class Session
 	/// What the mailer reads (smtpd.md §13.3): the From_ line, Received:, X-warnings, From:/To: when missing,
 	/// the header with domainless addresses qualified by the client's name, then the rest verbatim.
 	/// </summary>
-	byte[] MailerInput(MemoryStream window, string txSender, List<string> txRcpts)
+	byte[] MailerInput(string text, ParsedHeader h, string txSender, List<string> txRcpts, MessageAuth auth, AuthDecision decision)
 	{
 		var now = PlanTime.Ctime(DateTime.Now);
-		var text = Encoding.Latin1.GetString(window.GetBuffer(), 0, (int)window.Length);
-		var h = Rfc822.Parse(text, a => Qualify(a, him));
 		var sb = new StringBuilder();
 		sb.Append($"From {txSender} {now} remote from \n");
+		sb.Append(decision.Fields); // Authentication-Results: first (RFC 8601 §5: above the fields it speaks of)
 		sb.Append($"Received: from {him} ([{rsys}]) by {me}; {now}\n");
 		if (NoRelay && !policy.Trusted)
 			foreach (var w in XWarnings(h, txSender))
@@ -250,8 +323,13 @@ sealed partial class Session
 			sb.Append($"From: {txSender}\n");
 		if (!h.HasDestination)
 			sb.Append($"To: {string.Join(", ", txRcpts)}\n");
-		foreach (var f in h.Fields)
+		foreach (var f in h.Fields) {
+			if (auth.StripsOurs && (AuthResults.ClaimsDomain(f.Text, dom) || f.Name.Equals("X-upas-quarantine", StringComparison.OrdinalIgnoreCase))) {
+				trace.Line($"removed the client's {f.Name}: field claiming {dom}");
+				continue; // a forgery: only we speak for our domain
+			}
 			sb.Append(f.Text).Append('\n');
+		}
 		sb.Append(text, h.Consumed, text.Length - h.Consumed);
 		return Encoding.Latin1.GetBytes(sb.ToString());
 	}

@@ -256,6 +256,7 @@ sealed partial class Session
 			throw new Hangup(1);
 		}
 		him = !name.Contains('.') && rsys.Contains('.') ? rsys : name;
+		helo = name;
 		saidHello = true;
 		await Tarpit();
 		if (!ehlo) {
@@ -367,6 +368,8 @@ sealed partial class Session
 				return;
 			}
 		}
+		if (!await CheckSpf(cmd.Value))
+			return;
 		filter = v;
 		sender = path;
 		Reply($"250 2.0.0 sender is {path}");
@@ -459,6 +462,7 @@ sealed partial class Session
 	void ResetTransaction()
 	{
 		sender = null;
+		spf = null;
 		rcpts.Clear();
 		if (filter != Verdict.Dialup)
 			filter = Verdict.Accept;
