@@ -178,16 +178,38 @@ class MboxCounter:
 
 # --- servers ------------------------------------------------------------------------------------
 
+class LocalDns:
+	"""Debian's dnsmasq on a free loopback port, authoritative for the sender's domain only, answering the
+	SPF, DMARC and DKIM key lookups smtpd makes for the benchmark's mail (records: (name, text) pairs;
+	commas in text split it into several strings, which DNS clients join)."""
+
+	def __init__(self, domain, records):
+		self.port = free_port()
+		argv = ["dnsmasq", "--keep-in-foreground", "--user=root", "--conf-file=/dev/null", "--pid-file=",
+			"--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1",
+			f"--port={self.port}", f"--local=/{domain}/", "--log-facility=/dev/null"]
+		argv += [f"--txt-record={n},{t}" for n, t in records]
+		self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+		time.sleep(0.3)
+		if self.proc.poll() is not None:
+			die(f"dnsmasq exited with status {self.proc.returncode}")
+		self.server = f"127.0.0.1!{self.port}"
+
+	def close(self):
+		self.proc.terminate()
+		self.proc.wait()
+
+
 class Ours:
 	"""A private Plan 9 tree (a copy of bin/upas, the state of sys/lib/upas/mktree) and smtpd -L on a
-	loopback port; with mailer, smtpd -L -m mailer."""
+	loopback port; with mailer, smtpd -L -m mailer; bindir: another build's bin/upas."""
 
-	def __init__(self, name, mailer=None, conf=""):
+	def __init__(self, name, mailer=None, conf="", bindir=None):
 		self.name = name
 		self.dir = tempfile.mkdtemp(prefix="upas-bench.")
 		os.makedirs(f"{self.dir}/bin", exist_ok=True)
 		os.makedirs(f"{self.dir}/dev", exist_ok=True)
-		shutil.copytree(f"{REPO}/bin/upas", f"{self.dir}/bin/upas", symlinks=True)
+		shutil.copytree(bindir or f"{REPO}/bin/upas", f"{self.dir}/bin/upas", symlinks=True)
 		subprocess.run(["bash", f"{REPO}/sys/lib/upas/mktree", self.dir], check=True, stdout=subprocess.DEVNULL)
 		with open(f"{self.dir}/dev/sysname", "w") as f:
 			f.write("bench")
