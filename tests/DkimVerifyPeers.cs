@@ -41,7 +41,7 @@ sealed class TableDns : IDnsQuery
 }
 
 /// <summary>How dkimpy is to sign: c= as "header/body", l= or not, h= (null: dkimpy's default set).</summary>
-sealed record PySig(string Domain, string Selector, DkimKey Key, string Canon = "relaxed/relaxed", bool Length = false, string[]? Headers = null);
+sealed record PySig(string Domain, string Selector, DkimKey Key, string Canon = "relaxed/relaxed", bool Length = false, string[]? Headers = null, string? Identity = null);
 
 /// <summary>Debian's dkimpy (python3-dkim, /usr/bin/python3) signing and verifying, keys handed over in its own formats.</summary>
 static class DkimPy
@@ -73,7 +73,8 @@ static class DkimPy
 				ch, cb = s["canon"].split("/")
 				out += dkim.sign(msg, s["selector"].encode(), s["domain"].encode(), s["key"].encode(),
 					canonicalize=(ch.encode(), cb.encode()), signature_algorithm=s["alg"].encode(),
-					include_headers=hs, length=s["length"], linesep=b"\r\n")
+					include_headers=hs, length=s["length"], linesep=b"\r\n",
+					identity=s["identity"].encode() if s["identity"] else None)
 			sys.stdout.buffer.write(out)
 		""";
 
@@ -120,7 +121,7 @@ static class DkimPy
 			var hs = s.Headers is null ? null : new JsonArray(s.Headers.Select(h => (JsonNode)JsonValue.Create(h)!).ToArray());
 			arr.Add(new JsonObject {
 				["domain"] = s.Domain, ["selector"] = s.Selector, ["key"] = key, ["canon"] = s.Canon,
-				["alg"] = DkimNames.Tag(s.Key.Algorithm), ["length"] = s.Length, ["headers"] = hs,
+				["alg"] = DkimNames.Tag(s.Key.Algorithm), ["length"] = s.Length, ["headers"] = hs, ["identity"] = s.Identity,
 			});
 		}
 		return Run("sign", new JsonObject { ["sigs"] = arr }, msg);
