@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using DnsClient;
 using DnsClient.Protocol;
@@ -31,7 +30,8 @@ public interface IDnsQuery
 /// <summary>
 /// IDnsQuery over DnsClient (Upas.Resolver.Client: smtpd.conf dnsserver, else $dnsserver, else resolv.conf).
 /// NXDOMAIN → NxDomain; NOERROR without records of the type → NoData; SERVFAIL, REFUSED, a timeout, a failed
-/// TCP retry of a truncated answer, or cancellation → TempError. CNAME chains in the answer are followed.
+/// TCP retry of a truncated answer, an answer that cannot be parsed, or cancellation → TempError. CNAME chains
+/// in the answer are followed; a record repeated in an answer is kept once.
 /// </summary>
 public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 {
@@ -54,10 +54,10 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 		: Ask(name, QueryType.A, r => (r as ARecord)?.Address, ct);
 
 	public Task<DnsAnswer<string>> MxAsync(string name, CancellationToken ct) =>
-		Ask(name, QueryType.MX, r => r is MxRecord m ? Bare(m.Exchange.Value) : null, ct);
+		Ask(name, QueryType.MX, r => r is MxRecord m ? Bare(m.Exchange.Original) : null, ct);
 
 	public Task<DnsAnswer<string>> PtrAsync(IPAddress ip, CancellationToken ct) =>
-		Ask(ReverseName(ip), QueryType.PTR, r => r is PtrRecord p ? Bare(p.PtrDomainName.Value) : null, ct);
+		Ask(ReverseName(ip), QueryType.PTR, r => r is PtrRecord p ? Bare(p.PtrDomainName.Original) : null, ct);
 
 	/// <summary>"4.3.2.1.in-addr.arpa" or the ip6.arpa nibble name; an IPv4-mapped address is its IPv4 one.</summary>
 	public static string ReverseName(IPAddress ip)
@@ -98,13 +98,15 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 			// the records owned by the name or by the end of its CNAME chain inside this answer
 			var owner = name;
 			var seen = 0;
-			while (seen++ < MaxCnames && r.Answers.OfType<CNameRecord>().FirstOrDefault(c => Same(c.DomainName.Value, owner)) is { } cn)
-				owner = Bare(cn.CanonicalName.Value);
+			while (seen++ < MaxCnames && r.Answers.OfType<CNameRecord>().FirstOrDefault(c => Same(c.DomainName.Original, owner)) is { } cn)
+				owner = Bare(cn.CanonicalName.Original);
 			var list = new List<T>();
+			var seenData = new HashSet<string>(StringComparer.Ordinal);
 			foreach (var rr in r.Answers) {
 				if (list.Count >= MaxRecords)
 					break;
-				if (Same(rr.DomainName.Value, owner) && pick(rr) is { } v)
+				// an RRset is a set (RFC 2181 §5): a repeated record once (MX records differ by preference too)
+				if (Same(rr.DomainName.Original, owner) && pick(rr) is { } v && seenData.Add(rr is MxRecord m ? $"{m.Preference} {v}" : v.ToString()!))
 					list.Add(v);
 			}
 			if (list.Count > 0)
@@ -149,35 +151,48 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 				return null;
 			}
 			return await q.ConfigureAwait(false);
-		} catch (Exception e) when (e is DnsResponseException or OperationCanceledException or SocketException or IOException or TimeoutException or ArgumentException or InvalidOperationException) {
-			return null;
+		} catch (Exception e) when (e is not OutOfMemoryException) {
+			return null;	// a timeout, a socket error, an answer DnsClient cannot parse (DnsResponseParseException), a name it refuses
 		}
 	}
 
-	/// <summary>The RR's character-strings concatenated, each byte one Latin-1 char (DnsClient gives them escaped).</summary>
+	/// <summary>
+	/// The RR's character-strings concatenated, each byte one Latin-1 char. DnsClient gives each string decoded as
+	/// UTF-8 (exact when valid) and escaped ("\ddd" for odd bytes, but a backslash left as is): the first when it
+	/// decoded cleanly, else the second undone.
+	/// </summary>
 	static string Txt(TxtRecord t)
 	{
 		var sb = new StringBuilder();
-		foreach (var s in t.EscapedText)
-			Unescape(s, sb);
+		var utf8 = t.Text.ToArray();
+		var escaped = t.EscapedText.ToArray();
+		for (var i = 0; i < escaped.Length; i++) {
+			if (i < utf8.Length && !utf8[i].Contains('\uFFFD'))
+				sb.Append(Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(utf8[i])));
+			else
+				Unescape(escaped[i], sb);
+		}
 		return sb.ToString();
 	}
 
-	/// <summary>Undoes DnsClient's escaping: "\ddd" is a byte, "\c" is c.</summary>
+	/// <summary>
+	/// Undoes DnsClient's escaping: "\ddd" is a byte, "\"" a quote, any other backslash itself. (Only used for a string
+	/// that is not valid UTF-8, so has a byte over 127 anyway: a literal backslash and three digits in it is misread.)
+	/// </summary>
 	internal static void Unescape(string s, StringBuilder sb)
 	{
 		for (var i = 0; i < s.Length; i++) {
 			var c = s[i];
-			if (c == '\\' && i + 1 < s.Length) {
-				if (i + 3 < s.Length && char.IsAsciiDigit(s[i + 1]) && char.IsAsciiDigit(s[i + 2]) && char.IsAsciiDigit(s[i + 3])) {
-					sb.Append((char)((s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 + (s[i + 3] - '0')));
-					i += 3;
-				} else {
-					sb.Append(s[++i]);
-				}
-				continue;
+			if (c == '\\' && i + 3 < s.Length && char.IsAsciiDigit(s[i + 1]) && char.IsAsciiDigit(s[i + 2]) && char.IsAsciiDigit(s[i + 3])
+				&& (s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 + (s[i + 3] - '0') is var b and <= 255) {
+				sb.Append((char)b);
+				i += 3;
+			} else if (c == '\\' && i + 1 < s.Length && s[i + 1] == '"') {
+				sb.Append('"');
+				i++;
+			} else {
+				sb.Append(c);
 			}
-			sb.Append(c);
 		}
 	}
 }
