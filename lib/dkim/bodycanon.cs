@@ -58,9 +58,17 @@ sealed class BodyCanon : IDisposable
 			} else {
 				// a run of ordinary bytes goes out at once
 				var rest = d[i..];
-				var end = relaxed ? rest.IndexOfAny("\r\n \t"u8) : rest.IndexOfAny((byte)'\r', (byte)'\n');
+				var end = relaxed ? rest.IndexOfAny("\r\n\t"u8) : rest.IndexOfAny((byte)'\r', (byte)'\n');
 				if (end < 0)
 					end = rest.Length;
+				if (relaxed) {
+					// single spaces between words are already canonical: stop at a run of two, and leave a final one
+					var two = rest[..end].IndexOf("  "u8);
+					if (two >= 0)
+						end = two;
+					if (end > 1 && rest[end - 1] == ' ')
+						end--;
+				}
 				Content(rest[..end]);
 				i += end;
 			}

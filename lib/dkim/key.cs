@@ -70,7 +70,7 @@ public sealed class DkimKey : IDisposable
 		try {
 			return label switch {
 				"PRIVATE KEY" => Pkcs8(der),
-				"RSA PRIVATE KEY" => Rsa(r => r.ImportRSAPrivateKey(der, out _)),
+				"RSA PRIVATE KEY" => ImportRsa(r => r.ImportRSAPrivateKey(der, out _)),
 				"ENCRYPTED PRIVATE KEY" => throw new DkimKeyException("an encrypted key (store it without a passphrase)"),
 				"PUBLIC KEY" or "RSA PUBLIC KEY" => throw new DkimKeyException("a public key, not a private one"),
 				_ => throw new DkimKeyException($"unsupported key type \"{label}\" (RSA or Ed25519 only)"),
@@ -88,7 +88,7 @@ public sealed class DkimKey : IDisposable
 		var oid = alg.ReadObjectIdentifier();
 		switch (oid) {
 		case OidRsa:
-			return Rsa(r => r.ImportPkcs8PrivateKey(der, out _));
+			return ImportRsa(r => r.ImportPkcs8PrivateKey(der, out _));
 		case OidEd25519:
 			// PrivateKeyInfo.privateKey holds a CurvePrivateKey, itself an OCTET STRING (RFC 8410)
 			var inner = seq.ReadOctetString();
@@ -101,7 +101,7 @@ public sealed class DkimKey : IDisposable
 		}
 	}
 
-	static DkimKey Rsa(Action<RSA> import)
+	static DkimKey ImportRsa(Action<RSA> import)
 	{
 		var r = RSA.Create();
 		try {
@@ -154,6 +154,10 @@ public sealed class DkimKey : IDisposable
 	/// <summary>The b= signature of a SHA-256 digest of the canonicalized header (RFC 6376 3.7, RFC 8463 3).</summary>
 	internal byte[] SignHash(byte[] sha256) =>
 		rsa is not null ? rsa.SignHash(sha256, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1) : Ed25519.Sign(seed, sha256);
+
+	/// <summary>The key's RSA object, or its Ed25519 seed (for tests handing the key to other signers).</summary>
+	internal RSA? Rsa => rsa;
+	internal byte[]? Seed => seed;
 
 	public void Dispose()
 	{

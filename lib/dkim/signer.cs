@@ -22,6 +22,7 @@ public sealed class DkimSigner
 	readonly DateTimeOffset now;
 	readonly BodyCanon body = new(relaxed: true);
 	byte[] header = [];
+	string? done;
 
 	public DkimSigner(IReadOnlyList<DkimSigning> keys, DateTimeOffset now)
 	{
@@ -33,10 +34,16 @@ public sealed class DkimSigner
 	public void Header(ReadOnlySpan<byte> h) => header = HeaderCanon.Crlf(h);
 
 	/// <summary>The body as sent, in any chunks (LF or CR LF line ends, not dot-stuffed).</summary>
-	public void Body(ReadOnlySpan<byte> chunk) => body.Feed(chunk);
+	public void Body(ReadOnlySpan<byte> chunk)
+	{
+		if (done is null)
+			body.Feed(chunk);
+	}
 
 	/// <summary>The DKIM-Signature fields to put before the header, each folded, lines ending "\n".</summary>
-	public string Finish()
+	public string Finish() => done ??= Make();
+
+	string Make()
 	{
 		var bh = Convert.ToBase64String(body.Finish());
 		body.Dispose();

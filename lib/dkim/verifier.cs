@@ -20,6 +20,7 @@ public sealed class DkimVerifier
 	readonly List<Slot> slots = new();
 	readonly Dictionary<(bool, long), BodyCanon> canons = new();
 	List<RawField> fields = new();
+	Task<IReadOnlyList<DkimOutcome>>? finished;
 
 	/// <summary>The time x= is compared with (tests set it).</summary>
 	internal DateTimeOffset Now { get; init; } = DateTimeOffset.UtcNow;
@@ -42,6 +43,8 @@ public sealed class DkimVerifier
 	/// <summary>The message as received, in chunks cut anywhere (LF or CR LF line ends, dot-unstuffed).</summary>
 	public void Feed(ReadOnlySpan<byte> data)
 	{
+		if (finished is not null)
+			return;	// the hashes are final
 		if (!HeaderDone) {
 			var i = 0;
 			for (; i < data.Length && !HeaderDone; i++)
@@ -118,7 +121,9 @@ public sealed class DkimVerifier
 	}
 
 	/// <summary>One outcome per evaluated signature, top first (empty: the message has none).</summary>
-	public async Task<IReadOnlyList<DkimOutcome>> FinishAsync(IDnsQuery dns, CancellationToken ct)
+	public Task<IReadOnlyList<DkimOutcome>> FinishAsync(IDnsQuery dns, CancellationToken ct) => finished ??= Finish(dns, ct);
+
+	async Task<IReadOnlyList<DkimOutcome>> Finish(IDnsQuery dns, CancellationToken ct)
 	{
 		if (!HeaderDone)
 			EndHeader();
