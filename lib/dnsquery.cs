@@ -83,6 +83,7 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 		name = Bare(name);
 		if (!Askable(name))
 			return new(DnsStatus.NxDomain, []);
+		var visited = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { name };
 		for (var hop = 0; hop <= MaxCnames; hop++) {
 			var r = await Query(name, type, ct);
 			if (r is null)
@@ -114,10 +115,12 @@ public sealed class DnsQuery(IReadOnlyList<string>? servers) : IDnsQuery
 			if (Same(owner, name))
 				return new(DnsStatus.NoData, []);
 			name = owner;	// a CNAME whose target the server did not resolve: ask for the target
+			if (!visited.Add(name))
+				return new(DnsStatus.NoData, []);	// a CNAME loop: a broken name, which has no data (as pyspf has it)
 			if (!Askable(name))
 				return new(DnsStatus.NxDomain, []);
 		}
-		return new(DnsStatus.TempError, []);	// a CNAME loop or an overlong chain
+		return new(DnsStatus.TempError, []);	// an overlong chain
 	}
 
 	static bool Same(string a, string b) => string.Equals(Bare(a), Bare(b), StringComparison.OrdinalIgnoreCase);

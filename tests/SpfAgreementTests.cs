@@ -45,13 +45,14 @@ public sealed class SpfAgreementTests
 				var (result, explanation) = theirs[c.Id];
 				results[ours] = results.GetValueOrDefault(ours) + 1;
 				var same = ours == result && (o.Result != SpfResult.Fail || (o.Explanation ?? PyspfDefaultFail) == explanation);
-				if (same)
+				if (same) {
 					agreed++;
-				if (same && o.Explanation is not null)
-					explained++;
-				else
+					if (o.Explanation is not null)
+						explained++;
+				} else {
 					differ.Add($"case {c.Id} ip {c.Ip} sender {c.Sender} helo {c.Helo}: ours {ours} \"{o.Explanation}\" ({o.Detail}), pyspf {result} \"{explanation}\"\n{c.Policy}\n"
 						+ string.Join("\n", zone.Records.Select(r => r.Option).Where(r => r.Contains(c.Domain) || r.Contains(DnsQuery.ReverseName(IPAddress.Parse(c.Ip))))));
+				}
 			}
 		}
 		TestContext.Out.WriteLine($"agreed with pyspf: {agreed} of {Cases} ({explained} fails with an exp= explanation); results: {string.Join(", ", results.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}"))}");

@@ -8,7 +8,7 @@ namespace Upas.Tests;
 [TestFixture, NonParallelizable]
 public sealed class SpfDnsQueryTests
 {
-	Dnsmasq dns = null!;
+	Dnsmasq dns = null!, other = null!;
 	DnsQuery q = null!;
 
 	[OneTimeSetUp]
@@ -33,13 +33,22 @@ public sealed class SpfDnsQueryTests
 			.Mx("dupmx.test", 10, "mx.test").Mx("dupmx.test", 20, "mx.test").Mx("dupmx.test", 10, "mx.test");
 		for (var i = 2; i < 160; i++)
 			z.A("many.test", $"192.0.2.{i}");
-		dns = new Dnsmasq([.. z.Records, DnsRecord.A("nodata.test", "192.0.2.9"), DnsRecord.Silent("silent.test"),
+		// a second server for other.test, so that a CNAME's target is not resolved into the first's answer
+		other = new Dnsmasq([.. new SpfZone().A("far.other.test", "192.0.2.10").Records, new DnsRecord("--cname=back.other.test,loop.test")]);
+		dns = new Dnsmasq([.. z.Records,
+			new DnsRecord("--cname=near.test,far.other.test"),
+			new DnsRecord("--cname=loop.test,back.other.test"),
+			new DnsRecord($"--server=/other.test/127.0.0.1#{other.Port}"), DnsRecord.A("nodata.test", "192.0.2.9"), DnsRecord.Silent("silent.test"),
 			new DnsRecord("--dns-rr=bad.test,16,0a61")]);	// a character-string longer than its RDATA
 		q = new DnsQuery([dns.Server]);
 	}
 
 	[OneTimeTearDown]
-	public void Stop() => dns?.Dispose();
+	public void Stop()
+	{
+		dns?.Dispose();
+		other?.Dispose();
+	}
 
 	[Test]
 	public async Task NxDomainNoDataAndRefusedAreTold()
@@ -93,6 +102,21 @@ public sealed class SpfDnsQueryTests
 		var a = await q.AddressAsync("alias.test", false, default);
 		Assert.That(a.Status, Is.EqualTo(DnsStatus.Ok));
 		Assert.That(a.Records, Is.EqualTo(new[] { IPAddress.Parse("192.0.2.7") }));
+	}
+
+	[Test]
+	public async Task ACnameTargetLeftUnresolvedIsAskedFor()
+	{
+		var a = await q.AddressAsync("near.test", false, default);
+		Assert.That(a.Records, Is.EqualTo(new[] { IPAddress.Parse("192.0.2.10") }));
+		Wait.Until(() => other.Log.Contains("query[A] far.other.test"), () => other.Log, TimeSpan.FromSeconds(5));
+	}
+
+	[Test]
+	public async Task ACnameLoopHasNoData()
+	{
+		Assert.That((await q.AddressAsync("loop.test", false, default)).Status, Is.EqualTo(DnsStatus.NoData));
+		Wait.Until(() => other.Log.Contains("query[A] back.other.test"), () => "the loop went through the other server: " + other.Log, TimeSpan.FromSeconds(5));
 	}
 
 	[Test]

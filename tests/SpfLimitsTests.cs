@@ -46,6 +46,7 @@ public sealed class SpfLimitsTests
 		// an explanation quoting the peer's own words
 		z.Txt("exp.test", "v=spf1 -all exp=why.exp.test");
 		z.Txt("why.exp.test", "%{s} via %{h} is not allowed");
+		z.Txt("softexp.test", "v=spf1 ~all exp=why.exp.test");
 		// a name nobody answers
 		z.Txt("slow.test", "v=spf1 include:x.silent.test -all");
 		z.Txt("helo.example.org", "v=spf1 ip4:192.0.2.1 -all");
@@ -99,6 +100,17 @@ public sealed class SpfLimitsTests
 		var o = await SpfCheck.CheckHostAsync(Dns(), Client, "exp.test", "a\r\nb@exp.test", "h\u00e9\0.test", "r.test", default);
 		Assert.That(o.Result, Is.EqualTo(SpfResult.Fail));
 		Assert.That(o.Explanation, Is.EqualTo("a??b@exp.test via h??.test is not allowed"));
+	}
+
+	[Test]
+	public async Task TheExplanationIsFetchedOnlyForAFail()
+	{
+		var q = Dns();
+		var soft = await SpfCheck.CheckHostAsync(q, Client, "softexp.test", "a@softexp.test", "h.test", "r.test", default);
+		Assert.That((soft.Result, soft.Explanation, q.Count), Is.EqualTo((SpfResult.SoftFail, (string?)null, 1)));
+		var q2 = Dns();
+		var fail = await SpfCheck.CheckHostAsync(q2, Client, "exp.test", "a@exp.test", "h.test", "r.test", default);
+		Assert.That((fail.Result, fail.Explanation, q2.Count), Is.EqualTo((SpfResult.Fail, "a@exp.test via h.test is not allowed", 2)));
 	}
 
 	[Test]
