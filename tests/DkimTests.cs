@@ -207,6 +207,19 @@ public class DkimTests
 		}
 	}
 
+	[Test]
+	public void KeyFileThatIsADirectoryOrTooLarge()
+	{
+		var dir = Directory.CreateTempSubdirectory("dkimdir").FullName;
+		try {
+			Assert.That(Assert.Throws<DkimKeyException>(() => DkimKey.Load(dir))!.Message, Is.EqualTo($"{dir}: a directory, not a key file"));
+			File.WriteAllText($"{dir}/big.pem", new string('A', 70_000));
+			Assert.That(Assert.Throws<DkimKeyException>(() => DkimKey.Load($"{dir}/big.pem"))!.Message, Is.EqualTo($"{dir}/big.pem: too large for a key file"));
+		} finally {
+			Directory.Delete(dir, true);
+		}
+	}
+
 	// ---- signing ----
 
 	[TestCase(DkimAlgorithm.RsaSha256)]

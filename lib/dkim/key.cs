@@ -41,6 +41,8 @@ public sealed class DkimKey : IDisposable
 		string text;
 		try {
 			var info = new FileInfo(path);
+			if (Directory.Exists(path))
+				throw new DkimKeyException($"{path}: a directory, not a key file");
 			if (!info.Exists)
 				throw new DkimKeyException($"{path}: no such file");
 			if (info.Length > MaxPemBytes)
