@@ -117,7 +117,7 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 	/// </summary>
 	public bool MustWait => dkim is not null && (!dkim.HeaderDone || dkim.Signatures > 0);
 
-	/// <summary>Runs DKIM (on what was fed) and DMARC on the header's From:; never throws for DNS or record trouble.</summary>
+	/// <summary>Runs DKIM (on what was fed) and DMARC on From: of h, the client's header parsed without rewriting; never throws for DNS or record trouble.</summary>
 	public async Task<AuthDecision> DecideAsync(ParsedHeader h)
 	{
 		if (mode == AuthMode.Trusted)

@@ -161,7 +161,8 @@ sealed partial class Session
 		{
 			var text = Encoding.Latin1.GetString(header.GetBuffer(), 0, (int)header.Length);
 			var h = Rfc822.Parse(text, a => Qualify(a, him));
-			decision = await auth.DecideAsync(h);
+			// DMARC reads From: as the client wrote it, not as qualified for the mailer
+			decision = await auth.DecideAsync(auth.Mode == AuthMode.Checked ? Rfc822.Parse(text, a => a) : h);
 			await Put(MailerInput(text, h, txSender, txRcpts, auth, decision));
 		}
 
