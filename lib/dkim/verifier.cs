@@ -31,6 +31,13 @@ public sealed class DkimVerifier
 	/// <summary>DKIM-Signature fields seen (valid once HeaderDone), evaluated or not.</summary>
 	public int Signatures { get; private set; }
 
+	/// <summary>Whether the header was longer than MaxHeader (its fields past that are not kept).</summary>
+	public bool HeaderTooLarge => tooLarge;
+
+	/// <summary>The header's fields named name, each as received (CR LF line ends), once HeaderDone: smtpd's DMARC reads From: here, past its own 16 KB window.</summary>
+	public IEnumerable<string> FieldsNamed(string name) =>
+		fields.Where(f => f.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(f => System.Text.Encoding.Latin1.GetString(f.Bytes.Span));
+
 	sealed class Slot
 	{
 		public DkimSignature? Sig;

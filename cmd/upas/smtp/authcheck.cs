@@ -156,10 +156,13 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 			trace.Line("dkim: no signature");
 
 		// DMARC: on the one domain of From:
-		var (fromDomain, why) = FromDomain(h);
+		// From: as the verifier kept it (the whole header, up to 256 KiB), not only smtpd's 16 KB window: padding cannot hide it
+		var (fromDomain, why) = dkim is { HeaderTooLarge: true } ? (null, "header too large")
+			: FromDomain(dkim is { HeaderDone: true } ? dkim.FieldsNamed("From").ToList()
+				: h.Fields.Where(f => f.Name.Equals("From", StringComparison.OrdinalIgnoreCase)).Select(f => f.Text).ToList());
 		DmarcOutcome d;
 		if (fromDomain is null)
-			d = new(why.StartsWith("several", StringComparison.Ordinal) ? DmarcResult.PermError : DmarcResult.None, "", null, DmarcPolicy.None, why);
+			d = new(why.StartsWith("several", StringComparison.Ordinal) || why == "header too large" ? DmarcResult.PermError : DmarcResult.None, "", null, DmarcPolicy.None, why);
 		else {
 			AuthId? spfId = spf is { } sp ? new AuthId(sp.Domain, sp.Result == SpfResult.Pass, sp.Result == SpfResult.TempError) : null;
 			var dkimIds = sigs.Select(o => new AuthId(o.Domain, o.Result == DkimResult.Pass, o.Result == DkimResult.TempError)).ToList();
@@ -174,7 +177,9 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 
 		var fields = ar.Field();
 		string? refusal = null;
-		if (dmarcReject && d.Result == DmarcResult.Fail && d.Disposition == DmarcPolicy.Reject)
+		if (dmarcReject && why == "header too large")
+			refusal = "550 5.7.1 Header too large for a DMARC check"; // else padding would be a way around dmarc reject
+		else if (dmarcReject && d.Result == DmarcResult.Fail && d.Disposition == DmarcPolicy.Reject)
 			refusal = $"550 5.7.1 Rejected by the DMARC policy of {d.Domain}";
 		else if (dmarcReject && d.Result == DmarcResult.TempError)
 			refusal = $"451 4.7.1 Cannot check the DMARC policy of {d.Domain} now, try again later";
@@ -188,16 +193,15 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 	}
 
 	/// <summary>The one domain of the header's From: (RFC 7489 §6.6.1); else null and why (several From: fields or domains, none, no domain).</summary>
-	static (string? Domain, string Why) FromDomain(ParsedHeader h)
+	static (string? Domain, string Why) FromDomain(List<string> froms)
 	{
-		var froms = h.Fields.Where(f => f.Name.Equals("From", StringComparison.OrdinalIgnoreCase)).ToList();
 		if (froms.Count == 0)
 			return (null, "no From: field");
 		if (froms.Count > 1)
 			return (null, "several From: fields");
 		var domains = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
 		// the field alone through the header parser: its every address, as written
-		Rfc822.Parse(froms[0].Text + "\n\n", a => {
+		Rfc822.Parse(froms[0].Replace("\r\n", "\n").TrimEnd('\n') + "\n\n", a => {
 			var at = a.LastIndexOf('@');
 			if (at >= 0 && at < a.Length - 1)
 				domains.Add(a[(at + 1)..].Trim().TrimEnd('>', '.'));

@@ -119,6 +119,9 @@ sealed partial class Session
 		// a signed message's body waits here (64 KB in memory, the rest in an unlinked file) until its signatures are checked
 		Send.Content.Writer? held = null;
 		string? holdError = null;
+		HeaderTail? tail = null; // the header past the window, when it goes on past it
+
+		ReadOnlyMemory<byte> Tail(ReadOnlyMemory<byte> b) => tail is null || tail.Done ? b : tail.Filter(b.Span);
 
 		var hops = new HopCounter(afterFromLine: true);
 
@@ -196,6 +199,8 @@ sealed partial class Session
 					if (!HeaderComplete(header))
 						continue;
 					headerDone = true;
+					if (auth.StripsOurs && !HeaderEnds(header))
+						tail = new HeaderTail(dom);
 					if (auth.MustWait)
 						held = new Send.Content.Writer(long.MaxValue);
 					else
@@ -209,7 +214,7 @@ sealed partial class Session
 						}
 					}
 				} else
-					await Put(outbuf.AsMemory(0, n));
+					await Put(Tail(outbuf.AsMemory(0, n)));
 			}
 			trace.Line("at end of message; saw .");
 			if (!dots.TooBig && !dots.LineTooLong && holdError is null) {
@@ -218,8 +223,11 @@ sealed partial class Session
 				if (held is not null) {
 					using var body = held.Finish();
 					if (!Stopped(1))
-						await Task.Run(() => body.CopyTo(PutHeld)); // a pipe's blocking writes, off the session's thread
-				}
+						await Task.Run(() => body.CopyTo(b => PutHeld(tail is null || tail.Done ? b : tail.Filter(b).Span))); // a pipe's blocking writes, off the session's thread
+					if (tail is not null)
+						PutHeld(tail.Flush().Span);
+				} else if (tail is not null)
+					await Put(tail.Flush());
 			}
 		} finally {
 			held?.Dispose();
@@ -290,6 +298,13 @@ sealed partial class Session
 		foreach (var e in errs)
 			Reply($"{code}-{ecode} {EnvAddr.Printable(e)}"); // the mailer may echo what the client sent
 		Reply($"{code} {ecode} mail process terminated abnormally");
+	}
+
+	/// <summary>Whether the header window holds the header's end (else the header goes on past it).</summary>
+	static bool HeaderEnds(MemoryStream h)
+	{
+		var b = h.GetBuffer().AsSpan(0, (int)h.Length);
+		return b.Length > 0 && (b[0] == '\n' || b.IndexOf("\n\n"u8) >= 0);
 	}
 
 	/// <summary>
