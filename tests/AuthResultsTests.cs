@@ -222,7 +222,21 @@ public class AuthResultsTests
 		Assert.That(trace, Does.Contain("dmarc: header.from=reject.test = fail: record at _dmarc.reject.test p=reject: no aligned SPF or DKIM pass\n"));
 	}
 
-	// --- DKIM, signed by Debian's dkimpy ---
+	[Test]
+	public void HundredSignaturesAreBounded()
+	{
+		using var dns = new Dnsmasq();
+		using var t = AuthDns.NewTree(dns);
+		var sigs = string.Concat(Enumerable.Range(0, 100).Select(i =>
+			$"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=signer.test; s=s{i}; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\n"));
+		var r = t.Run(AuthDns.Dialogue("alice@from.test", sigs + Msg));
+		Assert.That(r.Out, Does.Contain("250 2.5.0 sent"));
+		var added = AuthDns.Added(Delivered(t));
+		Assert.That(Regex.Matches(added, "\tdkim=").Count, Is.InRange(1, 8), added);
+		Assert.That(Regex.Matches(dns.Log, "query\\[TXT\\] s\\d+\\._domainkey").Count, Is.LessThanOrEqualTo(8));
+	}
+
+		// --- DKIM, signed by Debian's dkimpy ---
 
 	static string Python(string script, params string[] args)
 	{

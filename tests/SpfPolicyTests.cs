@@ -118,4 +118,15 @@ public class SpfPolicyTests
 		Assert.That(System.Text.RegularExpressions.Regex.Matches(o, "250 2.5.0 sent"), Has.Count.EqualTo(3));
 		Assert.That(System.Text.RegularExpressions.Regex.Matches(dns.Log, @"query\[TXT\] ok\.test "), Has.Count.EqualTo(1));
 	}
+
+	[Test]
+	public void BadPolicyWordsAreLoggedAndIgnored()
+	{
+		using var dns = new Dnsmasq(Zone);
+		using var t = AuthDns.NewTree(dns, "spf always\ndmarc reject quarantine\nspf none\n");
+		Assert.That(Run(t, "alice@hard.test"), Does.Contain("250 2.5.0 sent"));
+		var log = t.Log();
+		Assert.That(log, Has.Some.Matches("^smtpd\\.conf:\\d+: bad policy always: spf always$"));
+		Assert.That(log, Has.Some.Matches("^smtpd\\.conf:\\d+: wrong argument count: dmarc reject quarantine$"));
+	}
 }
