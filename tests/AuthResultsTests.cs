@@ -9,17 +9,7 @@ namespace Upas.Tests;
 /// <summary>Records for the SPF, DKIM and DMARC tests: any TXT text, as raw RDATA (strings of 255 bytes at most, commas and all).</summary>
 static class AuthDns
 {
-	public static DnsRecord Txt(string name, string text)
-	{
-		var b = Encoding.Latin1.GetBytes(text);
-		var hex = new StringBuilder();
-		for (var i = 0; i < b.Length || i == 0; i += 255) {
-			var n = Math.Min(255, b.Length - i);
-			hex.Append(n.ToString("x2"));
-			hex.Append(Convert.ToHexString(b, i, n));
-		}
-		return new DnsRecord($"--dns-rr={name},16,{hex}");
-	}
+	public static DnsRecord Txt(string name, string text) => DnsRecord.RawTxt(name, text);
 
 	/// <summary>A tree for smtpd over pipes (peer 127.0.0.2, domain example.com, ournets 10/8) asking dns.</summary>
 	public static Tree NewTree(Dnsmasq dns, string conf = "") => new(Tree.DefaultConf + $"dnsserver {dns.Server}\n" + conf);

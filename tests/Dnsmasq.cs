@@ -25,6 +25,18 @@ public sealed record DnsRecord(string Option)
 	/// <summary>A TXT record (only: the name then exists, with no A, AAAA or MX). Commas separate strings.</summary>
 	public static DnsRecord Txt(string name, string text) => new($"--txt-record={name},{text}");
 
+	/// <summary>A TXT record of any text (commas, odd bytes, any length) as raw RDATA: character-strings of at most 255 bytes.</summary>
+	public static DnsRecord RawTxt(string name, string text)
+	{
+		var b = System.Text.Encoding.Latin1.GetBytes(text);
+		var hex = new StringBuilder();
+		for (var i = 0; i < b.Length || i == 0; i += 255) {
+			var n = Math.Min(255, b.Length - i);
+			hex.Append(n.ToString("x2")).Append(Convert.ToHexString(b, i, n));
+		}
+		return new($"--dns-rr={name},16,{hex}");
+	}
+
 	/// <summary>A CNAME; the target must be a name this server knows.</summary>
 	public static DnsRecord Cname(string alias, string target) => new($"--cname={alias},{target}");
 
