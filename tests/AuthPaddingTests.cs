@@ -62,3 +62,41 @@ public class AuthPaddingTests
 		});
 	}
 }
+
+/// <summary>HeaderTail alone: what it keeps and drops of a header's rest, fed in every two-chunk cut, and its bound.</summary>
+[TestFixture]
+public class HeaderTailTests
+{
+	static string Run(string input, int cut)
+	{
+		var t = new Upas.Smtpd.HeaderTail("example.com");
+		var b = Encoding.Latin1.GetBytes(input);
+		var o = new MemoryStream();
+		o.Write(t.Filter(b.AsSpan(0, cut)).Span);
+		o.Write(t.Filter(b.AsSpan(cut)).Span);
+		o.Write(t.Flush().Span);
+		return Encoding.Latin1.GetString(o.ToArray());
+	}
+
+	[TestCase("X-A: 1\nAuthentication-Results: example.com; spf=pass\nX-B: 2\n\nbody\n", "X-A: 1\nX-B: 2\n\nbody\n", TestName = "ours dropped")]
+	[TestCase("Authentication-Results: (c) EXAMPLE.com;\n\tdkim=pass\nX-B: 2\n\nbody\n", "X-B: 2\n\nbody\n", TestName = "folded, comment, case")]
+	[TestCase("Authentication-Results: mx.other.example; spf=fail\n\nb\n", "Authentication-Results: mx.other.example; spf=fail\n\nb\n", TestName = "another authserv-id kept")]
+	[TestCase("X-upas-quarantine: x\n y\nX-B: 2\n\n", "X-B: 2\n\n", TestName = "quarantine dropped with its continuation")]
+	[TestCase(" continued from the window\nX-B: 2\n\n", " continued from the window\nX-B: 2\n\n", TestName = "a continuation line first")]
+	[TestCase("X-B: 2\n\nAuthentication-Results: example.com; in the body\n", "X-B: 2\n\nAuthentication-Results: example.com; in the body\n", TestName = "the body untouched")]
+	[TestCase("X-B: 2\nAuthentication-Results: example.com; no LF at the end", "X-B: 2\n", TestName = "a last field without LF")]
+	public void KeepsAndDrops(string input, string want)
+	{
+		for (var cut = 0; cut <= input.Length; cut++)
+			Assert.That(Run(input, cut), Is.EqualTo(want), $"cut at {cut}");
+	}
+
+	[Test]
+	public void AnOverlongLineIsPassedOnNotHeld()
+	{
+		var t = new Upas.Smtpd.HeaderTail("example.com");
+		var big = new byte[Upas.Smtpd.DotReader.DefaultMaxLine + 1];
+		Array.Fill(big, (byte)'x');
+		Assert.That(t.Filter(big).Length, Is.EqualTo(big.Length), "no LF yet, but too long to hold");
+	}
+}

@@ -34,6 +34,11 @@ sealed class HeaderTail(string dom)
 			var nl = chunk.IndexOf((byte)'\n');
 			if (nl < 0) {
 				line.Write(chunk);
+				if (line.Length > DotReader.DefaultMaxLine) {
+					// a line this long gets the message refused (552) anyway: pass it on rather than hold it
+					output.Write(line.GetBuffer(), 0, (int)line.Length);
+					line.SetLength(0);
+				}
 				break;
 			}
 			line.Write(chunk[..(nl + 1)]);
@@ -48,9 +53,12 @@ sealed class HeaderTail(string dom)
 	public ReadOnlyMemory<byte> Flush()
 	{
 		output.SetLength(0);
-		EndField();
-		output.Write(line.GetBuffer().AsSpan(0, (int)line.Length));
+		if (!done && line.Length > 0)
+			Line(line.GetBuffer().AsSpan(0, (int)line.Length)); // a last line without LF is judged like the others
+		else
+			output.Write(line.GetBuffer().AsSpan(0, (int)line.Length));
 		line.SetLength(0);
+		EndField();
 		done = true;
 		return output.GetBuffer().AsMemory(0, (int)output.Length);
 	}
