@@ -294,18 +294,11 @@ sealed class Spool : IDisposable
 
 	public static Spool Create()
 	{
-		var dir = Path.GetTempPath();
-		for (var i = 0; i < 100; i++) {
-			var path = Path.Join(dir, $"upas-send.{Environment.ProcessId}.{Random.Shared.Next():x8}");
-			var fd = Syscall.open(path, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, (FilePermissions)0x180); // 0600
-			if (fd >= 0) {
-				Syscall.unlink(path); // nobody else can open it, and it goes when we do
-				return new Spool(fd);
-			}
-			if (Stdlib.GetLastError() != Errno.EEXIST)
-				throw new TempFail($"cannot create a spool file in {dir}: {Posix.Err()}");
+		try {
+			return new Spool(TempFile.CreateUnlinked("upas-send"));
+		} catch (IOException e) {
+			throw new TempFail(e.Message);
 		}
-		throw new TempFail($"cannot create a spool file in {dir}");
 	}
 
 	/// <summary>Closes the file (it goes, being unlinked); once only.</summary>

@@ -25,21 +25,7 @@ static class SecondPass
 	/// An empty read-write file in $TMPDIR (else /tmp), mode 0600, already unlinked: nobody else can open it and it
 	/// goes when smtp exits. An IOException when none can be made.
 	/// </summary>
-	public static Stream Spool()
-	{
-		var dir = Path.GetTempPath();
-		for (var i = 0; i < 100; i++) {
-			var path = Path.Join(dir, $"upas-smtp.{Environment.ProcessId}.{Random.Shared.Next():x8}");
-			var fd = Syscall.open(path, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, (FilePermissions)0x180);
-			if (fd >= 0) {
-				Syscall.unlink(path);
-				// unbuffered: the converter reads and writes it 64 KB at a time
-				return new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite, 0);
-			}
-			var e = Stdlib.GetLastError();	// once: asking converts it through a call that clears it
-			if (e != Errno.EEXIST)
-				throw new IOException($"cannot create a spool file in {dir}: {Stdlib.strerror(e)}");
-		}
-		throw new IOException($"cannot create a spool file in {dir}");
-	}
+	public static Stream Spool() =>
+		// unbuffered: the converter reads and writes it 64 KB at a time
+		new FileStream(new SafeFileHandle(TempFile.CreateUnlinked("upas-smtp"), ownsHandle: true), FileAccess.ReadWrite, 0);
 }
