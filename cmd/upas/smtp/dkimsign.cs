@@ -11,8 +11,6 @@ namespace Upas.Smtp;
 /// </summary>
 static class DkimSign
 {
-	public const int MinRsaBits = 1024;	// RFC 8301: smaller RSA keys are not to be used
-
 	static void Log(string msg) => Syslog.Log("smtp", "dkim: " + msg);
 
 	/// <summary>
@@ -110,11 +108,6 @@ static class DkimSign
 			return null;
 		} catch (Exception x) when (x is IOException or UnauthorizedAccessException or CryptographicException) {
 			why = x.Message;
-			return null;
-		}
-		if (key.Algorithm == DkimAlgorithm.RsaSha256 && key.Bits < MinRsaBits) {
-			why = $"an RSA key of {key.Bits} bits (at least {MinRsaBits} are needed)";
-			key.Dispose();
 			return null;
 		}
 		// a signing key others can read lets them sign as the domain: used, but said
