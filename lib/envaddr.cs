@@ -22,6 +22,12 @@ public static class EnvAddr
 	/// <summary>Whether the address would read as an option to a program (the word starts with '-').</summary>
 	public static bool LooksLikeOption(string a) => a.StartsWith('-');
 
+	/// <summary>Printable ASCII only, any other character '?', cut at max characters: text from a peer or from DNS going into a reply or a header field.</summary>
+	public static string Ascii(string s, int max) => string.Create(Math.Min(s.Length, max), s, static (span, s) => {
+		for (var i = 0; i < span.Length; i++)
+			span[i] = s[i] is >= ' ' and <= '~' ? s[i] : '?';
+	});
+
 	/// <summary>A printable form for logs and error messages: control bytes, DEL and C1 as \xNN, all else as is (so printing twice changes nothing).</summary>
 	public static string Printable(string s)
 	{

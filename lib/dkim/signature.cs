@@ -155,13 +155,7 @@ sealed class DkimSignature
 	static bool IsSelector(string s) => IsDomain(s);
 
 	/// <summary>Peer text fit for a log line: printable ASCII, at most 100 characters.</summary>
-	internal static string Printable(string s)
-	{
-		var o = new StringBuilder();
-		foreach (var c in s.Length > 100 ? s[..100] : s)
-			o.Append(c is >= ' ' and < (char)127 ? c : '?');
-		return o.ToString();
-	}
+	internal static string Printable(string s) => EnvAddr.Ascii(s, 100);
 
 	/// <summary>The field as hashed: b='s value removed (with the white space in it), no final CR LF (3.7).</summary>
 	public byte[] WithoutB()

@@ -54,10 +54,7 @@ public static class SpfCheck
 	}
 
 	/// <summary>An explanation made safe for an SMTP reply: the peer's own values (%{s}, %{h}) may hold any byte.</summary>
-	static string Text(string s) => string.Create(Math.Min(s.Length, 300), s, static (span, s) => {
-		for (var i = 0; i < span.Length; i++)
-			span[i] = s[i] is >= ' ' and < (char)0x7f ? s[i] : '?';
-	});
+	static string Text(string s) => EnvAddr.Ascii(s, 300);
 
 	/// <summary>One line of printable ASCII, at most 300 characters: what DNS data may put in a log or a trace.</summary>
 	internal static string Printable(string s)

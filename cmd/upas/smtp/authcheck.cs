@@ -70,16 +70,7 @@ sealed partial class Session
 	}
 
 	/// <summary>Printable ASCII only (a peer's text going into a reply or a header), cut at max.</summary>
-	internal static string Printable(string s, int max)
-	{
-		var sb = new StringBuilder();
-		foreach (var c in s) {
-			if (sb.Length >= max)
-				break;
-			sb.Append(c is >= ' ' and <= '~' ? c : '?');
-		}
-		return sb.ToString().Trim();
-	}
+	internal static string Printable(string s, int max) => EnvAddr.Ascii(s, max).Trim();
 
 	/// <summary>The checks of one message, made when DATA starts: what SPF said at MAIL, a DKIM verifier fed the message as received.</summary>
 	MessageAuth StartMessageAuth() => new(
