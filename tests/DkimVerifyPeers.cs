@@ -10,9 +10,28 @@ namespace Upas.Tests;
 sealed class TableDns : IDnsQuery
 {
 	readonly Dictionary<string, DnsAnswer<string>> txt = new(StringComparer.OrdinalIgnoreCase);
-	int queries;
+	readonly List<string> asked = [];
 
-	public int Queries => queries;
+	/// <summary>The TXT names asked, in order (the verifier asks its keys at once: kept under a lock).</summary>
+	public IReadOnlyList<string> Asked {
+		get {
+			lock (asked)
+				return asked.ToArray();
+		}
+	}
+
+	public int Queries => Asked.Count;
+
+	/// <summary>A table of TXT records; the names in broken answer TempError.</summary>
+	public static TableDns From(Dictionary<string, string[]> zone, params string[] broken)
+	{
+		var d = new TableDns();
+		foreach (var (name, records) in zone)
+			d.Txt(name, records);
+		foreach (var name in broken)
+			d.Status(name, DnsStatus.TempError);
+		return d;
+	}
 
 	public TableDns Txt(string name, params string[] records)
 	{
@@ -28,7 +47,8 @@ sealed class TableDns : IDnsQuery
 
 	public Task<DnsAnswer<string>> TxtAsync(string name, CancellationToken ct)
 	{
-		Interlocked.Increment(ref queries);
+		lock (asked)
+			asked.Add(name);
 		return Task.FromResult(txt.TryGetValue(name, out var a) ? a : new DnsAnswer<string>(DnsStatus.NxDomain, []));
 	}
 

@@ -4,24 +4,6 @@ using Upas.Dmarc;
 
 namespace Upas.Tests;
 
-/// <summary>A DNS of TXT records in memory for the DMARC evaluator; a name listed as broken answers TempError.</summary>
-sealed class DmarcTxtDns(Dictionary<string, string[]> txt, params string[] broken) : IDnsQuery
-{
-	public readonly List<string> Asked = [];
-
-	public Task<DnsAnswer<string>> TxtAsync(string name, CancellationToken ct)
-	{
-		Asked.Add(name);
-		if (broken.Contains(name))
-			return Task.FromResult(new DnsAnswer<string>(DnsStatus.TempError, []));
-		return Task.FromResult(txt.TryGetValue(name, out var r) ? new DnsAnswer<string>(DnsStatus.Ok, r) : new DnsAnswer<string>(DnsStatus.NxDomain, []));
-	}
-
-	public Task<DnsAnswer<IPAddress>> AddressAsync(string name, bool ipv6, CancellationToken ct) => Task.FromResult(new DnsAnswer<IPAddress>(DnsStatus.NxDomain, []));
-	public Task<DnsAnswer<string>> MxAsync(string name, CancellationToken ct) => Task.FromResult(new DnsAnswer<string>(DnsStatus.NxDomain, []));
-	public Task<DnsAnswer<string>> PtrAsync(IPAddress ip, CancellationToken ct) => Task.FromResult(new DnsAnswer<string>(DnsStatus.NxDomain, []));
-}
-
 /// <summary>The Public Suffix List, DMARC records and evaluation (RFC 7489), table-driven.</summary>
 public class DmarcTests
 {
@@ -101,7 +83,7 @@ public class DmarcTests
 	static AuthId Temp(string d) => new(d, false, true);
 
 	static DmarcOutcome Check(string from, AuthId? spf, AuthId[] dkim, int roll = 0, params string[] broken) =>
-		DmarcCheck.CheckAsync(new DmarcTxtDns(Zone, broken), Psl, from, spf, dkim, () => roll, CancellationToken.None).Result;
+		DmarcCheck.CheckAsync(TableDns.From(Zone, broken), Psl, from, spf, dkim, () => roll, CancellationToken.None).Result;
 
 	static string Show(DmarcOutcome o) => $"{DmarcCheck.Name(o.Result)} {(o.Policy is { } p ? DmarcRecord.Name(p) : "-")} {DmarcRecord.Name(o.Disposition)}";
 
@@ -132,8 +114,8 @@ public class DmarcTests
 	public void PctRollDecides()
 	{
 		Dictionary<string, string[]> z = new() { ["_dmarc.half.example"] = ["v=DMARC1; p=reject; pct=50"] };
-		var inSample = DmarcCheck.CheckAsync(new DmarcTxtDns(z), Psl, "half.example", null, [], () => 49, CancellationToken.None).Result;
-		var outside = DmarcCheck.CheckAsync(new DmarcTxtDns(z), Psl, "half.example", null, [], () => 50, CancellationToken.None).Result;
+		var inSample = DmarcCheck.CheckAsync(TableDns.From(z), Psl, "half.example", null, [], () => 49, CancellationToken.None).Result;
+		var outside = DmarcCheck.CheckAsync(TableDns.From(z), Psl, "half.example", null, [], () => 50, CancellationToken.None).Result;
 		Assert.That((inSample.Disposition, outside.Disposition), Is.EqualTo((DmarcPolicy.Reject, DmarcPolicy.Quarantine)));
 	}
 
@@ -156,7 +138,7 @@ public class DmarcTests
 	[Test]
 	public void LooksUpFromThenOrgDomain()
 	{
-		var dns = new DmarcTxtDns(Zone);
+		var dns = TableDns.From(Zone);
 		DmarcCheck.CheckAsync(dns, Psl, "a.b.example.co.uk", null, [], () => 0, CancellationToken.None).Wait();
 		Assert.That(dns.Asked, Is.EqualTo(new[] { "_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk" }));
 	}
