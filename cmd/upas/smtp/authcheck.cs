@@ -108,8 +108,8 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 	/// </summary>
 	public bool MustWait => dkim is not null && (!dkim.HeaderDone || dkim.Signatures > 0);
 
-	/// <summary>Runs DKIM (on what was fed) and DMARC on From: of h, the client's header parsed without rewriting; never throws for DNS or record trouble.</summary>
-	public async Task<AuthDecision> DecideAsync(ParsedHeader h)
+	/// <summary>Runs DKIM (on what was fed) and DMARC on From: as the client wrote it; never throws for DNS or record trouble.</summary>
+	public async Task<AuthDecision> DecideAsync()
 	{
 		if (mode == AuthMode.Trusted)
 			return new("", null, "trusted client: not checked");
@@ -131,7 +131,8 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 		}
 
 		// DKIM: one result per signature
-		var sigs = dkim is null ? [] : await dkim.FinishAsync(dns, cts.Token);
+		var verifier = dkim!; // made for every checked client
+		var sigs = await verifier.FinishAsync(dns, cts.Token);
 		if (sigs.Count == 0) {
 			ar.Add("dkim", "none", null);
 			log.Append(" dkim=none");
@@ -148,9 +149,7 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 
 		// DMARC: on the one domain of From:
 		// From: as the verifier kept it (the whole header, up to 256 KiB), not only smtpd's 16 KB window: padding cannot hide it
-		var (fromDomain, why) = dkim is { HeaderTooLarge: true } ? (null, "header too large")
-			: FromDomain(dkim is { HeaderDone: true } ? dkim.FieldsNamed("From").ToList()
-				: h.Fields.Where(f => f.Name.Equals("From", StringComparison.OrdinalIgnoreCase)).Select(f => f.Text).ToList());
+		var (fromDomain, why) = verifier.HeaderTooLarge ? (null, "header too large") : FromDomain(verifier.FieldsNamed("From").ToList());
 		DmarcOutcome d;
 		if (fromDomain is null)
 			d = new(why.StartsWith("several", StringComparison.Ordinal) || why == "header too large" ? DmarcResult.PermError : DmarcResult.None, "", null, DmarcPolicy.None, why);

@@ -164,8 +164,7 @@ sealed partial class Session
 		{
 			var text = Encoding.Latin1.GetString(header.GetBuffer(), 0, (int)header.Length);
 			var h = Rfc822.Parse(text, a => Qualify(a, him));
-			// DMARC reads From: as the client wrote it, not as qualified for the mailer
-			decision = await auth.DecideAsync(auth.Mode == AuthMode.Checked ? Rfc822.Parse(text, a => a) : h);
+			decision = await auth.DecideAsync(); // DMARC reads From: as the verifier kept it, not as qualified for the mailer
 			await Put(MailerInput(text, h, txSender, txRcpts, auth, decision));
 		}
 
