@@ -100,3 +100,26 @@ public class HeaderTailTests
 		Assert.That(t.Filter(big).Length, Is.EqualTo(big.Length), "no LF yet, but too long to hold");
 	}
 }
+
+/// <summary>smtpd's per-session DNS cache: answers are shared, but what it keeps is bounded, whatever a hostile zone serves.</summary>
+[TestFixture]
+public class SessionDnsCacheTests
+{
+	[Test]
+	public async Task RepeatsAreAskedOnceButHugeAnswersAreNotKept()
+	{
+		var big = new string('v', 60 * 1024);
+		var table = new TableDns().Txt("small.test", "v=spf1 -all");
+		for (var i = 0; i < 10; i++)
+			table.Txt($"big{i}.test", big);
+		var dns = new Upas.Smtpd.CachingDns(table);
+		await dns.TxtAsync("small.test", CancellationToken.None);
+		await dns.TxtAsync("small.test", CancellationToken.None);
+		Assert.That(table.Queries, Is.EqualTo(1), "a repeated question is answered from the cache");
+		for (var round = 0; round < 2; round++)
+			for (var i = 0; i < 10; i++)
+				Assert.That((await dns.TxtAsync($"big{i}.test", CancellationToken.None)).Records[0], Has.Length.EqualTo(big.Length));
+		// 256 KiB keeps four 60 KiB answers: the other six are asked again in the second round
+		Assert.That(table.Queries, Is.EqualTo(1 + 10 + 6));
+	}
+}

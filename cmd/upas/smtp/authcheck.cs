@@ -210,31 +210,43 @@ sealed class MessageAuth(AuthMode mode, string dom, string? authUser, SpfOutcome
 	}
 }
 
-/// <summary>An IDnsQuery that asks each question once per session (SPF at MAIL, then DKIM and DMARC at DATA, message after message).</summary>
+/// <summary>
+/// An IDnsQuery that asks each question once per session (SPF at MAIL, then DKIM and DMARC at DATA, message after
+/// message). What it keeps is bounded in entries and in characters: a client naming domains whose zones serve
+/// huge records, MAIL after MAIL, cannot make a session hold more than that.
+/// </summary>
 sealed class CachingDns(IDnsQuery inner) : IDnsQuery
 {
-	const int MaxEntries = 512;
+	internal const int MaxEntries = 512, MaxChars = 256 * 1024;
 	readonly Dictionary<string, object> cache = new(StringComparer.OrdinalIgnoreCase);
+	long chars;
 
-	Task<DnsAnswer<T>> Once<T>(string key, Func<Task<DnsAnswer<T>>> ask)
+	(Task<DnsAnswer<T>> Answer, bool Asked) Once<T>(string key, Func<Task<DnsAnswer<T>>> ask)
 	{
 		lock (cache) {
 			if (cache.TryGetValue(key, out var c))
-				return (Task<DnsAnswer<T>>)c;
+				return ((Task<DnsAnswer<T>>)c, false);
 			var t = ask();
 			if (cache.Count < MaxEntries)
 				cache[key] = t;
-			return t;
+			return (t, true);
 		}
 	}
 
-	// a temporary failure is not kept: the next message asks again
+	// a temporary failure is not kept (the next message asks again), nor an answer past the budget
 	async Task<DnsAnswer<T>> Fresh<T>(string key, Func<Task<DnsAnswer<T>>> ask)
 	{
-		var a = await Once(key, ask);
-		if (a.Status == DnsStatus.TempError)
-			lock (cache)
+		var (t, asked) = Once(key, ask);
+		var a = await t;
+		if (!asked)
+			return a;
+		var size = key.Length + a.Records.Sum(r => r is string s ? s.Length : 16);
+		lock (cache) {
+			if (a.Status == DnsStatus.TempError || chars + size > MaxChars)
 				cache.Remove(key);
+			else if (cache.ContainsKey(key))
+				chars += size;
+		}
 		return a;
 	}
 
